@@ -1,0 +1,68 @@
+-- budget_status: each budget in its current UTC period (day, week, month, quarter, year):
+-- spend to date, projected period-end spend at the period's run rate so far, the date the
+-- budget runs out at that rate, and a status (ok, warning, exceeded, forecast_exceeds).
+WITH periods AS (
+  SELECT b.*,
+    date_trunc(b.period, now()) AS period_start,
+    CASE b.period
+      WHEN 'day' THEN date_trunc('day', now()) + INTERVAL '1 day'
+      WHEN 'week' THEN date_trunc('week', now()) + INTERVAL '7 days'
+      WHEN 'month' THEN date_trunc('month', now()) + INTERVAL '1 month'
+      WHEN 'quarter' THEN date_trunc('quarter', now()) + INTERVAL '3 months'
+      ELSE date_trunc('year', now()) + INTERVAL '1 year'
+    END AS period_end
+  FROM budgets b
+  WHERE (b.starts_on IS NULL OR b.starts_on <= CAST(now() AS DATE))
+    AND (b.ends_on IS NULL OR b.ends_on >= CAST(now() AS DATE))
+),
+totals AS (
+  SELECT p.budget_id,
+    COALESCE(sum(s.effective_cost), CAST(0 AS DECIMAL(38, 12))) AS spend
+  FROM periods p
+  LEFT JOIN spend s
+    ON s.ts >= p.period_start AND s.ts < p.period_end
+   AND CASE p.scope
+         WHEN 'global' THEN true
+         WHEN 'team' THEN s.team = p.scope_value
+         WHEN 'feature' THEN s.feature = p.scope_value
+         WHEN 'customer' THEN s.customer = p.scope_value
+         WHEN 'environment' THEN s.environment = p.scope_value
+         WHEN 'provider' THEN s.provider = p.scope_value
+         WHEN 'model' THEN s.model = p.scope_value
+         WHEN 'api_key' THEN s.api_key_id = p.scope_value
+         WHEN 'project' THEN s.project = p.scope_value
+         WHEN 'cost_center' THEN s.cost_center = p.scope_value
+         ELSE false
+       END
+  GROUP BY p.budget_id
+),
+rated AS (
+  SELECT p.budget_id, p.name, p.scope, p.scope_value, p.period, p.period_start, p.period_end,
+    p.amount, p.thresholds, p.enforcement, p.owner, t.spend,
+    CAST(t.spend AS DOUBLE) / NULLIF(CAST(p.amount AS DOUBLE), 0) AS pct_used,
+    CAST(t.spend AS DOUBLE)
+      * (extract(epoch FROM p.period_end) - extract(epoch FROM p.period_start))
+      / GREATEST(extract(epoch FROM now()) - extract(epoch FROM p.period_start), 1) AS projected_spend,
+    GREATEST(extract(epoch FROM now()) - extract(epoch FROM p.period_start), 1) AS elapsed_seconds
+  FROM periods p JOIN totals t ON t.budget_id = p.budget_id
+)
+SELECT budget_id, name, scope, scope_value, period, period_start, period_end, amount, spend,
+  pct_used,
+  projected_spend,
+  projected_spend / NULLIF(CAST(amount AS DOUBLE), 0) AS projected_pct,
+  CASE
+    WHEN CAST(spend AS DOUBLE) <= 0 THEN NULL
+    WHEN spend >= amount THEN CAST(now() AS DATE)
+    WHEN projected_spend > CAST(amount AS DOUBLE) THEN CAST(to_timestamp(
+      extract(epoch FROM period_start)
+      + elapsed_seconds * CAST(amount AS DOUBLE) / CAST(spend AS DOUBLE)) AS DATE)
+    ELSE NULL
+  END AS exhaustion_date,
+  CASE
+    WHEN spend >= amount THEN 'exceeded'
+    WHEN projected_spend > CAST(amount AS DOUBLE) THEN 'forecast_exceeds'
+    WHEN pct_used >= 0.8 THEN 'warning'
+    ELSE 'ok'
+  END AS status,
+  enforcement, thresholds, owner
+FROM rated

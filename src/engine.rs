@@ -1,0 +1,439 @@
+//! [`Engine`]: the durable built-in tables, the views over them and the SQL functions, as one
+//! DataFusion catalog shared by every session.
+//!
+//! Each connection gets its own [`SessionContext`] ([`Engine::session`]) so that settings stay
+//! per connection, while the catalog, the memory pool and the spill directory are shared.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+    MemorySchemaProvider, SchemaProvider,
+};
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use tokio::sync::watch;
+
+use crate::error::{Error, Result};
+use crate::storage::{BulkWriter, ConfigTableProvider, Holder, Storage, UsageTable, WriteCounts};
+
+/// The database name clients connect to, and the DataFusion catalog name.
+pub const DATABASE: &str = "spendql";
+/// The schema holding every built-in table and view.
+pub const SCHEMA: &str = "public";
+
+/// The built-in views, in creation order (later views may use earlier ones).
+const VIEWS: &[(&str, &str)] = &[
+    ("spend", include_str!("../sql/views/spend.sql")),
+    ("spend_daily", include_str!("../sql/views/spend_daily.sql")),
+    (
+        "unpriced_usage",
+        include_str!("../sql/views/unpriced_usage.sql"),
+    ),
+    (
+        "unattributed_spend",
+        include_str!("../sql/views/unattributed_spend.sql"),
+    ),
+    (
+        "budget_status",
+        include_str!("../sql/views/budget_status.sql"),
+    ),
+    ("anomalies", include_str!("../sql/views/anomalies.sql")),
+    (
+        "recommendations",
+        include_str!("../sql/views/recommendations.sql"),
+    ),
+    (
+        "policy_violations",
+        include_str!("../sql/views/policy_violations.sql"),
+    ),
+    (
+        "keys_due_for_rotation",
+        include_str!("../sql/views/keys_due_for_rotation.sql"),
+    ),
+    (
+        "unit_economics",
+        include_str!("../sql/views/unit_economics.sql"),
+    ),
+    (
+        "invoice_reconciliation",
+        include_str!("../sql/views/invoice_reconciliation.sql"),
+    ),
+    ("focus", include_str!("../sql/views/focus.sql")),
+    ("maturity", include_str!("../sql/views/maturity.sql")),
+];
+
+/// Tunables; [`EngineConfig::default`] suits a laptop or a small server.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Bytes queries may hold in memory before they spill to disk (or fail).
+    pub memory_limit: usize,
+    /// Where spill files go; the OS temp directory when `None`.
+    pub spill_dir: Option<PathBuf>,
+    /// Event ids kept in memory for duplicate detection (16 bytes each, plus overhead).
+    pub id_cache_entries: usize,
+    /// Fold the usage write-ahead log into Parquet once it holds this many rows...
+    pub compact_rows: usize,
+    /// ...or this long after the last fold, whichever comes first.
+    pub compact_interval: Duration,
+    /// Written to the LOCK file, shown to a second process that tries the directory.
+    pub holder: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            memory_limit: 2 * 1024 * 1024 * 1024,
+            spill_dir: None,
+            id_cache_entries: 4_000_000,
+            compact_rows: 200_000,
+            compact_interval: Duration::from_secs(30),
+            holder: format!("spendql (pid {})", std::process::id()),
+        }
+    }
+}
+
+/// Parse a size like `4GiB`, `512MiB`, `1GB` or a plain byte count.
+pub fn parse_size(text: &str) -> Result<usize> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| Error::Invalid(format!("not a size: {text:?} (try 4GiB or 512MiB)")))?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(Error::Invalid(format!("unknown size unit in {text:?}"))),
+    };
+    Ok((number * factor) as usize)
+}
+
+struct Inner {
+    storage: Storage,
+    runtime: Arc<RuntimeEnv>,
+    catalogs: Arc<dyn CatalogProviderList>,
+    config: EngineConfig,
+    stop: watch::Sender<bool>,
+    compactor: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// The SpendQL engine. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("data_dir", &self.inner.storage.dir)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Open (or create) the data directory `dir` with default settings.
+    pub async fn open(dir: impl AsRef<Path>) -> Result<Engine> {
+        Engine::open_with(dir, EngineConfig::default()).await
+    }
+
+    /// Open (or create) the data directory `dir`.
+    pub async fn open_with(dir: impl AsRef<Path>, config: EngineConfig) -> Result<Engine> {
+        let dir = dir.as_ref().to_path_buf();
+        let holder = Holder {
+            description: config.holder.clone(),
+        };
+        let ids = config.id_cache_entries;
+        let storage = tokio::task::spawn_blocking(move || Storage::open(&dir, &holder, ids))
+            .await
+            .map_err(|e| Error::Invalid(format!("open task failed: {e}")))??;
+        Engine::build(storage, config).await
+    }
+
+    /// An engine whose tables live only in memory (tests, examples, scratch work).
+    pub async fn in_memory() -> Result<Engine> {
+        let config = EngineConfig::default();
+        let storage = Storage::in_memory(config.id_cache_entries)?;
+        Engine::build(storage, config).await
+    }
+
+    async fn build(storage: Storage, config: EngineConfig) -> Result<Engine> {
+        let mut disk = DiskManagerBuilder::default();
+        if let Some(dir) = &config.spill_dir {
+            disk = disk.with_mode(DiskManagerMode::Directories(vec![dir.clone()]));
+        }
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(config.memory_limit)))
+            .with_disk_manager_builder(disk)
+            .build_arc()?;
+
+        let schema = MemorySchemaProvider::new();
+        schema.register_table(
+            "usage".into(),
+            Arc::new(UsageTable(Arc::clone(&storage.usage))),
+        )?;
+        for table in &storage.config {
+            schema.register_table(
+                table.name().to_string(),
+                Arc::new(ConfigTableProvider(Arc::clone(table))),
+            )?;
+        }
+        let catalog = MemoryCatalogProvider::new();
+        catalog.register_schema(SCHEMA, Arc::new(schema))?;
+        let catalogs = MemoryCatalogProviderList::new();
+        catalogs.register_catalog(DATABASE.to_string(), Arc::new(catalog));
+
+        let (stop, _) = watch::channel(false);
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                storage,
+                runtime,
+                catalogs: Arc::new(catalogs),
+                config,
+                stop,
+                compactor: Mutex::new(None),
+            }),
+        };
+        engine.create_views().await?;
+        engine.start_compactor();
+        Ok(engine)
+    }
+
+    async fn create_views(&self) -> Result<()> {
+        let ctx = self.session();
+        for (name, sql) in VIEWS {
+            let statement = format!("CREATE OR REPLACE VIEW {name} AS {sql}");
+            ctx.sql(&statement)
+                .await
+                .map_err(|e| Error::Invalid(format!("built-in view {name} does not plan: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// A new session (one per connection): its own settings, the shared catalog and runtime.
+    pub fn session(&self) -> SessionContext {
+        let config = SessionConfig::new()
+            .with_default_catalog_and_schema(DATABASE, SCHEMA)
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(true)
+            .set_str("datafusion.execution.time_zone", "+00:00");
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(Arc::clone(&self.inner.runtime))
+            .with_catalog_list(Arc::clone(&self.inner.catalogs))
+            .with_default_features()
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        spendql_udfs::register_all(&ctx);
+        ctx
+    }
+
+    /// Plan `sql` in a new session. The DataFrame runs when collected or streamed.
+    pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
+        Ok(self.session().sql(sql).await?)
+    }
+
+    /// The data directory, `None` for an in-memory engine.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.inner.storage.dir.as_deref()
+    }
+
+    /// What opening found (WAL rows replayed, a torn tail cut).
+    pub fn open_report(&self) -> &crate::storage::OpenReport {
+        &self.inner.storage.open_report
+    }
+
+    /// Start a whole-or-nothing bulk write into `usage` (blocking; use from a blocking thread).
+    pub fn usage_writer(&self) -> BulkWriter {
+        self.inner.storage.usage.bulk_writer()
+    }
+
+    /// Append rows to a built-in table durably. Rows must have the table's schema.
+    pub async fn append(
+        &self,
+        table: &str,
+        batches: Vec<arrow::record_batch::RecordBatch>,
+    ) -> Result<WriteCounts> {
+        let inner = Arc::clone(&self.inner);
+        let table = table.to_string();
+        tokio::task::spawn_blocking(move || {
+            if table == "usage" {
+                let mut writer = inner.storage.usage.bulk_writer();
+                for batch in &batches {
+                    writer.write(batch)?;
+                }
+                writer.commit()
+            } else {
+                let t = inner
+                    .storage
+                    .config_table(&table)
+                    .ok_or_else(|| Error::Invalid(format!("no built-in table named {table}")))?;
+                let stored = t.append(&batches)?;
+                Ok(WriteCounts {
+                    stored,
+                    duplicates: 0,
+                })
+            }
+        })
+        .await
+        .map_err(|e| Error::Invalid(format!("write task failed: {e}")))?
+    }
+
+    /// Fold buffered usage rows into Parquet now.
+    pub async fn compact(&self) -> Result<u64> {
+        let usage = Arc::clone(&self.inner.storage.usage);
+        tokio::task::spawn_blocking(move || usage.compact())
+            .await
+            .map_err(|e| Error::Invalid(format!("compaction task failed: {e}")))?
+    }
+
+    fn start_compactor(&self) {
+        if self.inner.storage.dir.is_none() || tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let usage = Arc::clone(&self.inner.storage.usage);
+        let mut stop = self.inner.stop.subscribe();
+        let threshold = self.inner.config.compact_rows;
+        let interval = self.inner.config.compact_interval;
+        let handle = tokio::spawn(async move {
+            let mut since_last = Duration::ZERO;
+            let tick = Duration::from_millis(500).min(interval);
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    _ = tokio::time::sleep(tick) => {}
+                }
+                since_last += tick;
+                let buffered = usage.buffered_rows();
+                if buffered == 0 || (buffered < threshold && since_last < interval) {
+                    continue;
+                }
+                since_last = Duration::ZERO;
+                let usage = Arc::clone(&usage);
+                match tokio::task::spawn_blocking(move || usage.compact()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::error!("usage compaction failed (will retry): {e}"),
+                    Err(e) => tracing::error!("usage compaction task failed: {e}"),
+                }
+            }
+        });
+        if let Ok(mut slot) = self.inner.compactor.lock() {
+            *slot = Some(handle);
+        }
+    }
+
+    /// Stop background work and fold the WAL into Parquet. Data is durable without this;
+    /// it only makes the next start faster.
+    pub async fn shutdown(&self) -> Result<()> {
+        let _ = self.inner.stop.send(true);
+        let handle = self.inner.compactor.lock().ok().and_then(|mut h| h.take());
+        if let Some(handle) = handle {
+            let _ = handle.await;
+        }
+        self.compact().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::AsArray;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("4GiB").expect("size"), 4 * 1024 * 1024 * 1024);
+        assert_eq!(parse_size("512 MiB").expect("size"), 512 * 1024 * 1024);
+        assert_eq!(parse_size("1000").expect("size"), 1000);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("4 parsecs").is_err());
+    }
+
+    #[tokio::test]
+    async fn every_table_and_view_is_queryable_in_memory() {
+        let engine = Engine::in_memory().await.expect("engine");
+        for def in crate::schema::tables() {
+            let df = engine
+                .sql(&format!("SELECT * FROM {}", def.name))
+                .await
+                .expect("plan");
+            assert_eq!(
+                df.schema().fields().len(),
+                def.schema.fields().len(),
+                "{}",
+                def.name
+            );
+        }
+        for (view, _) in VIEWS {
+            engine
+                .sql(&format!("SELECT * FROM {view}"))
+                .await
+                .expect("view plans")
+                .collect()
+                .await
+                .expect("view runs");
+        }
+    }
+
+    #[tokio::test]
+    async fn insert_fills_defaults_and_skips_duplicates() {
+        let engine = Engine::in_memory().await.expect("engine");
+        let insert = "INSERT INTO usage (event_id, ts, provider, model, input_tokens, output_tokens) \
+                      VALUES ('e1', '2026-10-01T12:00:00Z', 'openai', 'gpt-4o', 100, 20)";
+        let first = engine
+            .sql(insert)
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("insert");
+        assert_eq!(
+            first[0]
+                .column(0)
+                .as_primitive::<arrow::datatypes::UInt64Type>()
+                .value(0),
+            1
+        );
+        let again = engine
+            .sql(insert)
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("insert");
+        assert_eq!(
+            again[0]
+                .column(0)
+                .as_primitive::<arrow::datatypes::UInt64Type>()
+                .value(0),
+            0
+        );
+        let rows = engine
+            .sql("SELECT requests, service_tier, cached_input_tokens FROM usage")
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("select");
+        let text = arrow::util::pretty::pretty_format_batches(&rows)
+            .expect("fmt")
+            .to_string();
+        assert!(
+            text.contains("| 1        | standard     | 0                   |"),
+            "{text}"
+        );
+    }
+}

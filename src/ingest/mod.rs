@@ -1,0 +1,560 @@
+//! `spendql ingest`: streaming CSV, JSON lines and Parquet into `usage`.
+//!
+//! A file is stored whole or not at all: rows stream into a [`BulkWriter`] that publishes
+//! only on commit. The first bad record stops the file with `file:line: column: reason`,
+//! unless `skip_bad`, which stores the good records and reports the bad ones. Memory stays
+//! flat: rows are converted and written in batches of [`BATCH_ROWS`].
+
+mod rows;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, new_null_array};
+use arrow::datatypes::TimestampMicrosecondType;
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub use rows::{Field, FieldError, UsageRows, parse_decimal, parse_timestamp};
+
+use crate::error::{Error, Result};
+use crate::schema::{self, ColumnDefault};
+use crate::storage::{BulkWriter, WriteCounts};
+
+/// Rows converted before they are handed to the writer.
+pub const BATCH_ROWS: usize = 64 * 1024;
+/// Bad records kept for the report when skipping them (all are counted).
+const MAX_REPORTED_BAD: usize = 100;
+
+/// Input formats `spendql ingest` understands for usage rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// CSV with a header row naming usage columns.
+    Csv,
+    /// One JSON object per line with usage column names as keys.
+    Jsonl,
+    /// Parquet with usage column names (types are cast).
+    Parquet,
+}
+
+impl Format {
+    fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Jsonl => "jsonl",
+            Format::Parquet => "parquet",
+        }
+    }
+}
+
+/// How to ingest.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub format: Format,
+    /// Store the good records of a file that has bad ones.
+    pub skip_bad: bool,
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// What one file produced.
+#[derive(Debug, Default)]
+pub struct FileReport {
+    pub file: String,
+    pub rows_read: u64,
+    pub stored: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    /// The first bad records (up to 100), as `file:line: column: reason`.
+    pub bad_records: Vec<String>,
+    pub min_ts: Option<i64>,
+    pub max_ts: Option<i64>,
+    pub seconds: f64,
+}
+
+/// Ingest one file into `usage` through `writer`, committing it if it is accepted.
+/// Blocking: run on a blocking thread.
+pub fn ingest_file(writer: BulkWriter, path: &Path, options: &IngestOptions) -> Result<FileReport> {
+    let started = Instant::now();
+    let file_name = path.display().to_string();
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let total_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let progress = progress_bar(options.progress, total_bytes, &file_name);
+    let mut sink = Sink {
+        writer,
+        report: FileReport {
+            file: file_name.clone(),
+            ..FileReport::default()
+        },
+        skip_bad: options.skip_bad,
+    };
+    let source = format!("{}:{}", options.format.name(), file_name);
+    let ingested_at = chrono::Utc::now().timestamp_micros();
+    let gz = file_name.ends_with(".gz");
+    match options.format {
+        Format::Csv => read_csv(
+            open_text(file, gz),
+            &file_name,
+            &source,
+            ingested_at,
+            &mut sink,
+            &progress,
+        )?,
+        Format::Jsonl => read_jsonl(
+            open_text(file, gz),
+            &file_name,
+            &source,
+            ingested_at,
+            &mut sink,
+            &progress,
+        )?,
+        Format::Parquet => {
+            read_parquet(file, &file_name, &source, ingested_at, &mut sink, &progress)?
+        }
+    }
+    progress.finish_and_clear();
+    let Sink {
+        writer, mut report, ..
+    } = sink;
+    let counts: WriteCounts = writer.commit()?;
+    report.stored = counts.stored;
+    report.duplicates = counts.duplicates;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+fn open_text(file: File, gz: bool) -> Box<dyn Read> {
+    if gz {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    }
+}
+
+fn progress_bar(enabled: bool, total: u64, name: &str) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(name.to_string());
+    bar
+}
+
+/// Receives converted rows and bad records for one file.
+struct Sink {
+    writer: BulkWriter,
+    report: FileReport,
+    skip_bad: bool,
+}
+
+impl Sink {
+    /// A bad record: stop the file, or note it and go on.
+    fn bad(&mut self, file: &str, line: u64, error: FieldError) -> Result<()> {
+        let err = Error::BadRecord {
+            file: file.to_string(),
+            line,
+            column: error.column,
+            reason: error.reason,
+        };
+        if !self.skip_bad {
+            return Err(err);
+        }
+        self.report.rejected += 1;
+        if self.report.bad_records.len() < MAX_REPORTED_BAD {
+            self.report.bad_records.push(err.to_string());
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let ts = batch.column(1).as_primitive::<TimestampMicrosecondType>();
+        if let Some(min) = arrow::compute::min(ts) {
+            self.report.min_ts = Some(self.report.min_ts.map_or(min, |m| m.min(min)));
+        }
+        if let Some(max) = arrow::compute::max(ts) {
+            self.report.max_ts = Some(self.report.max_ts.map_or(max, |m| m.max(max)));
+        }
+        self.writer.write(&batch)?;
+        Ok(())
+    }
+
+    fn flush(&mut self, rows: &mut UsageRows) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let batch = rows.finish()?;
+        self.write(batch)
+    }
+}
+
+fn stable_id(bytes: &[u8]) -> String {
+    format!("sha:{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
+}
+
+fn header_error(file: &str, column: &str, reason: String) -> Error {
+    Error::BadRecord {
+        file: file.to_string(),
+        line: 1,
+        column: column.to_string(),
+        reason,
+    }
+}
+
+/// Usage columns that have no default and must be present in every input.
+fn required_columns() -> Vec<String> {
+    let def = schema::table_def("usage");
+    schema::usage_schema()
+        .fields()
+        .iter()
+        .filter(|f| !f.is_nullable())
+        .filter(|f| !matches!(f.name().as_str(), "event_id" | "ingested_at"))
+        .filter(|f| def.and_then(|d| d.default_for(f.name())).is_none())
+        .map(|f| f.name().clone())
+        .collect()
+}
+
+fn read_csv(
+    input: Box<dyn Read>,
+    file: &str,
+    source: &str,
+    ingested_at: i64,
+    sink: &mut Sink,
+    progress: &ProgressBar,
+) -> Result<()> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(input);
+    let headers = reader
+        .headers()
+        .map_err(|e| header_error(file, "header", e.to_string()))?
+        .clone();
+    let mut rows = UsageRows::new(ingested_at, source.to_string());
+    let width = rows.column_names().len();
+    let mut mapping = Vec::with_capacity(headers.len());
+    for name in headers.iter() {
+        let name = name.trim();
+        let index = rows
+            .column_index(name)
+            .ok_or_else(|| header_error(file, name, "not a usage column".to_string()))?;
+        if mapping.contains(&index) {
+            return Err(header_error(file, name, "appears twice".into()));
+        }
+        mapping.push(index);
+    }
+    for required in required_columns() {
+        if !headers.iter().any(|h| h.trim() == required.as_str()) {
+            return Err(header_error(
+                file,
+                &required,
+                "required column is missing".into(),
+            ));
+        }
+    }
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                sink.bad(
+                    file,
+                    line,
+                    FieldError {
+                        column: "record".into(),
+                        reason: e.to_string(),
+                    },
+                )?;
+                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
+                    break;
+                }
+                continue;
+            }
+        }
+        sink.report.rows_read += 1;
+        let line = record.position().map_or(0, |p| p.line());
+        let mut fields = vec![Field::Null; width];
+        for (value, index) in record.iter().zip(&mapping) {
+            if !value.is_empty() {
+                fields[*index] = Field::Text(value);
+            }
+        }
+        let bytes = record.as_slice().as_bytes();
+        if let Err(e) = rows.push(&fields, || stable_id(bytes)) {
+            sink.bad(file, line, e)?;
+        }
+        if rows.len() >= BATCH_ROWS {
+            sink.flush(&mut rows)?;
+            progress.set_position(reader.position().byte());
+        }
+    }
+    sink.flush(&mut rows)
+}
+
+fn read_jsonl(
+    input: Box<dyn Read>,
+    file: &str,
+    source: &str,
+    ingested_at: i64,
+    sink: &mut Sink,
+    progress: &ProgressBar,
+) -> Result<()> {
+    let mut reader = BufReader::with_capacity(1 << 20, input);
+    let mut rows = UsageRows::new(ingested_at, source.to_string());
+    let width = rows.column_names().len();
+    let mut line_text = String::new();
+    let mut line_no = 0u64;
+    let mut bytes_read = 0u64;
+    let mut owned: Vec<Option<String>> = vec![None; width];
+    loop {
+        line_text.clear();
+        let n = reader
+            .read_line(&mut line_text)
+            .map_err(|e| Error::io(file, e))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        bytes_read += n as u64;
+        let trimmed = line_text.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        sink.report.rows_read += 1;
+        let object = match serde_json::from_str::<serde_json::Value>(trimmed) {
+            Ok(serde_json::Value::Object(map)) => map,
+            Ok(_) => {
+                sink.bad(
+                    file,
+                    line_no,
+                    FieldError {
+                        column: "record".into(),
+                        reason: "expected a JSON object".into(),
+                    },
+                )?;
+                continue;
+            }
+            Err(e) => {
+                sink.bad(
+                    file,
+                    line_no,
+                    FieldError {
+                        column: "record".into(),
+                        reason: format!("invalid JSON: {e}"),
+                    },
+                )?;
+                continue;
+            }
+        };
+        for slot in owned.iter_mut() {
+            *slot = None;
+        }
+        let mut fields = vec![Field::Null; width];
+        let mut error = None;
+        for (key, value) in &object {
+            let Some(index) = rows.column_index(key) else {
+                error = Some(FieldError {
+                    column: key.clone(),
+                    reason: "not a usage column".into(),
+                });
+                break;
+            };
+            fields[index] = match value {
+                serde_json::Value::Null => Field::Null,
+                serde_json::Value::Bool(b) => {
+                    owned[index] = Some(b.to_string());
+                    Field::Null
+                }
+                serde_json::Value::Number(n) => match n.as_i64() {
+                    Some(i) => Field::Int(i),
+                    None => {
+                        owned[index] = Some(n.to_string());
+                        Field::Null
+                    }
+                },
+                serde_json::Value::String(s) => Field::Text(s),
+                other => {
+                    owned[index] = Some(other.to_string());
+                    Field::Null
+                }
+            };
+        }
+        if let Some(e) = error {
+            sink.bad(file, line_no, e)?;
+            continue;
+        }
+        for (index, text) in owned.iter().enumerate() {
+            if let Some(text) = text {
+                fields[index] = Field::Text(text);
+            }
+        }
+        if let Err(e) = rows.push(&fields, || stable_id(trimmed.as_bytes())) {
+            sink.bad(file, line_no, e)?;
+        }
+        if rows.len() >= BATCH_ROWS {
+            sink.flush(&mut rows)?;
+            progress.set_position(bytes_read);
+        }
+    }
+    sink.flush(&mut rows)
+}
+
+fn read_parquet(
+    file: File,
+    name: &str,
+    source: &str,
+    ingested_at: i64,
+    sink: &mut Sink,
+    progress: &ProgressBar,
+) -> Result<()> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let bad =
+        |e: &dyn std::fmt::Display| Error::corrupt(name, format!("unreadable Parquet file: {e}"));
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(&e))?;
+    let total_rows = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+    progress.set_length(total_rows);
+    let input_schema = Arc::clone(builder.schema());
+    let usage = schema::usage_schema();
+    let def = schema::table_def("usage");
+    for field in input_schema.fields() {
+        if usage.field_with_name(field.name()).is_err() {
+            return Err(header_error(
+                name,
+                field.name(),
+                "not a usage column".into(),
+            ));
+        }
+    }
+    for required in required_columns() {
+        if input_schema.field_with_name(&required).is_err() {
+            return Err(header_error(
+                name,
+                &required,
+                "required column is missing".into(),
+            ));
+        }
+    }
+    let reader = builder
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(|e| bad(&e))?;
+    let mut first_row = 1u64;
+    for batch in reader {
+        let batch = batch.map_err(|e| bad(&e))?;
+        let n = batch.num_rows();
+        sink.report.rows_read += n as u64;
+        let mut keep = vec![true; n];
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(usage.fields().len());
+        for field in usage.fields() {
+            let column = match batch.column_by_name(field.name()) {
+                Some(c) => arrow::compute::cast(c, field.data_type()).map_err(|e| {
+                    header_error(
+                        name,
+                        field.name(),
+                        format!("cannot read as {}: {e}", field.data_type()),
+                    )
+                })?,
+                None => new_null_array(field.data_type(), n),
+            };
+            let column = fill_defaults(
+                field.name(),
+                column,
+                def.and_then(|d| d.default_for(field.name())),
+                ingested_at,
+                source,
+                &batch,
+            )?;
+            if !field.is_nullable() && column.null_count() > 0 {
+                for (row, ok) in keep.iter_mut().enumerate() {
+                    if column.is_null(row) && *ok {
+                        *ok = false;
+                        sink.bad(
+                            name,
+                            first_row + row as u64,
+                            FieldError {
+                                column: field.name().clone(),
+                                reason: "a value is required".into(),
+                            },
+                        )?;
+                    }
+                }
+            }
+            columns.push(column);
+        }
+        let out = if keep.iter().all(|k| *k) {
+            RecordBatch::try_new(Arc::clone(&usage), columns)?
+        } else {
+            let mask = arrow::array::BooleanArray::from(keep);
+            let filtered: Vec<ArrayRef> = columns
+                .iter()
+                .map(|c| arrow::compute::filter(c, &mask))
+                .collect::<std::result::Result<_, _>>()?;
+            RecordBatch::try_new(Arc::clone(&usage), filtered)?
+        };
+        sink.write(out)?;
+        first_row += n as u64;
+        progress.set_position(first_row - 1);
+    }
+    Ok(())
+}
+
+/// Fill NULLs of one Parquet column with its default, the ingest time, the source, or a
+/// stable hash of the row (for a missing `event_id`).
+fn fill_defaults(
+    column_name: &str,
+    column: ArrayRef,
+    default: Option<&ColumnDefault>,
+    ingested_at: i64,
+    source: &str,
+    batch: &RecordBatch,
+) -> Result<ArrayRef> {
+    use arrow::array::{Int64Array, StringArray, TimestampMicrosecondArray};
+    if column.null_count() == 0 {
+        return Ok(column);
+    }
+    let n = column.len();
+    let filler: ArrayRef = match (column_name, default) {
+        ("event_id", _) => {
+            let formatters: Vec<_> = batch
+                .columns()
+                .iter()
+                .map(|c| {
+                    arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &Default::default())
+                })
+                .collect::<std::result::Result<_, _>>()?;
+            let mut ids = Vec::with_capacity(n);
+            let mut text = String::new();
+            for row in 0..n {
+                text.clear();
+                for f in &formatters {
+                    use std::fmt::Write;
+                    let _ = write!(text, "{}\u{1f}", f.value(row));
+                }
+                ids.push(stable_id(text.as_bytes()));
+            }
+            Arc::new(StringArray::from(ids))
+        }
+        ("ingested_at", _) | (_, Some(ColumnDefault::Now)) => {
+            Arc::new(TimestampMicrosecondArray::from(vec![ingested_at; n]).with_timezone("+00:00"))
+        }
+        ("source", _) => Arc::new(StringArray::from(vec![source; n])),
+        (_, Some(ColumnDefault::Int(v))) => Arc::new(Int64Array::from(vec![*v; n])),
+        (_, Some(ColumnDefault::Text(v))) => Arc::new(StringArray::from(vec![*v; n])),
+        (_, None) => return Ok(column),
+    };
+    let is_null = arrow::compute::is_null(&column)?;
+    Ok(arrow::compute::kernels::zip::zip(
+        &is_null, &filler, &column,
+    )?)
+}

@@ -1,0 +1,34 @@
+//! SpendQL: AI spend management in SQL.
+//!
+//! An embedded analytics engine on Apache DataFusion with durable built-in tables for
+//! provider usage, prices, budgets and policies, SQL functions for token costing and
+//! forecasting, and a PostgreSQL wire-protocol server.
+//!
+//! # Layout
+//! - [`schema`]: the built-in tables of the spec (names, types, defaults).
+//! - [`storage`]: the data directory: write-ahead log, day-partitioned Parquet, atomic files.
+//! - [`engine`]: [`Engine`], the catalog, views and per-connection sessions.
+//! - [`ingest`]: streaming CSV, JSON lines and Parquet ingest with whole-file atomicity.
+//! - [`server`]: the PostgreSQL wire-protocol endpoint.
+//! - [`demo`]: the seeded demo data set.
+//! - [`output`]: table, CSV and JSON rendering for the CLI.
+//!
+//! # Example
+//! ```no_run
+//! # async fn run() -> spendql::Result<()> {
+//! let engine = spendql::Engine::in_memory().await?;
+//! let rows = engine.sql("SELECT count(*) FROM usage").await?.collect().await?;
+//! # Ok(()) }
+//! ```
+
+pub mod demo;
+pub mod engine;
+pub mod error;
+pub mod ingest;
+pub mod output;
+pub mod schema;
+pub mod server;
+pub mod storage;
+
+pub use engine::{Engine, EngineConfig};
+pub use error::{Error, Result};

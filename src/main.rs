@@ -1,0 +1,417 @@
+//! The `spendql` command line: serve, sql, ingest, demo.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde::Deserialize;
+
+use spendql::ingest::{self, Format, IngestOptions};
+use spendql::output::{self, OutputFormat};
+use spendql::{Engine, EngineConfig, Error, Result};
+
+/// AI spend management in SQL: an analytics engine that speaks the PostgreSQL protocol.
+#[derive(Debug, Parser)]
+#[command(name = "spendql", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the data lives (shared by every command).
+#[derive(Debug, clap::Args)]
+struct DataArgs {
+    /// Data directory [env: SPENDQL_DATA] [default: ./spendql-data]
+    #[arg(long, env = "SPENDQL_DATA")]
+    data: Option<PathBuf>,
+    /// Memory queries may use before spilling to disk, e.g. 4GiB [default: 2GiB]
+    #[arg(long)]
+    memory_limit: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the PostgreSQL wire protocol (psql, Metabase, Grafana, drivers).
+    Serve {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Address to listen on [default: 127.0.0.1:5433]
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Configuration file (TOML); command-line flags win over it
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Write the demo data set first if the data directory has no usage yet
+        #[arg(long)]
+        demo: bool,
+        /// Most concurrent connections
+        #[arg(long, default_value_t = 100)]
+        max_connections: usize,
+    },
+    /// Run one SQL statement and print the result.
+    Sql {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+        /// The SQL to run
+        query: String,
+    },
+    /// Load usage records from files (streaming; each file is stored whole or not at all).
+    Ingest {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Input format
+        #[arg(long, value_enum)]
+        format: Format,
+        /// Store the good records of a file with bad ones, and list the bad ones
+        #[arg(long)]
+        skip_bad: bool,
+        /// Files to load (.gz is decompressed for csv and jsonl)
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Write a realistic demo data set (180 days of a fictional company) into a new data directory.
+    Demo {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Random seed (the same seed gives the same data)
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+}
+
+/// `spendql.toml`. Every key is optional; flags win.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    listen: Option<SocketAddr>,
+    data: Option<PathBuf>,
+    memory_limit: Option<String>,
+}
+
+fn load_config(path: Option<&Path>) -> Result<ConfigFile> {
+    let Some(path) = path else {
+        return Ok(ConfigFile::default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    toml::from_str(&text).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
+}
+
+fn data_dir(args: &DataArgs, config: &ConfigFile) -> PathBuf {
+    args.data
+        .clone()
+        .or_else(|| config.data.clone())
+        .unwrap_or_else(|| PathBuf::from("./spendql-data"))
+}
+
+fn engine_config(args: &DataArgs, config: &ConfigFile, holder: String) -> Result<EngineConfig> {
+    let mut engine = EngineConfig {
+        holder,
+        ..EngineConfig::default()
+    };
+    if let Some(limit) = args.memory_limit.as_ref().or(config.memory_limit.as_ref()) {
+        engine.memory_limit = spendql::engine::parse_size(limit)?;
+    }
+    Ok(engine)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SPENDQL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve {
+            data,
+            listen,
+            config,
+            demo,
+            max_connections,
+        } => {
+            let file = load_config(config.as_deref())?;
+            let listen = listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5433)));
+            serve(&data, &file, listen, demo, max_connections).await
+        }
+        Command::Sql {
+            data,
+            format,
+            query,
+        } => {
+            let file = ConfigFile::default();
+            let engine = Engine::open_with(
+                data_dir(&data, &file),
+                engine_config(&data, &file, "spendql sql".into())?,
+            )
+            .await?;
+            report_open(&engine);
+            let batches = engine.sql(&query).await?.collect().await?;
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            output::write_batches(&mut out, &batches, format)?;
+            engine.shutdown().await
+        }
+        Command::Ingest {
+            data,
+            format,
+            skip_bad,
+            files,
+        } => {
+            let file = ConfigFile::default();
+            let engine = Engine::open_with(
+                data_dir(&data, &file),
+                engine_config(&data, &file, "spendql ingest".into())?,
+            )
+            .await?;
+            report_open(&engine);
+            let options = IngestOptions {
+                format,
+                skip_bad,
+                progress: std::io::stderr().is_terminal(),
+            };
+            let result = ingest_files(&engine, &files, &options).await;
+            engine.shutdown().await?;
+            result
+        }
+        Command::Demo { data, seed } => {
+            let file = ConfigFile::default();
+            let engine = Engine::open_with(
+                data_dir(&data, &file),
+                engine_config(&data, &file, "spendql demo".into())?,
+            )
+            .await?;
+            let result = write_demo(&engine, seed, true).await;
+            engine.shutdown().await?;
+            result
+        }
+    }
+}
+
+async fn serve(
+    data: &DataArgs,
+    file: &ConfigFile,
+    listen: SocketAddr,
+    demo: bool,
+    max_connections: usize,
+) -> Result<()> {
+    if !listen.ip().is_loopback() {
+        return Err(Error::Invalid(format!(
+            "refusing to listen on {listen}: no users are configured, so only loopback addresses \
+             (127.0.0.1, ::1) are allowed"
+        )));
+    }
+    // Bind first, so the LOCK file can name the real address (port 0 picks a free one).
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| Error::Invalid(format!("cannot listen on {listen}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::Invalid(format!("cannot listen on {listen}: {e}")))?;
+    let dir = data_dir(data, file);
+    let engine = Engine::open_with(
+        &dir,
+        engine_config(data, file, format!("spendql serve (listening on {local})"))?,
+    )
+    .await?;
+    report_open(&engine);
+    if demo {
+        write_demo(&engine, 42, false).await?;
+    }
+    eprintln!(
+        "spendql serving {} on {local}; try: psql -h {} -p {} spendql",
+        dir.display(),
+        local.ip(),
+        local.port()
+    );
+    let options = spendql::server::ServerOptions {
+        max_connections,
+        ..Default::default()
+    };
+    let result = spendql::server::run(listener, engine.clone(), options, shutdown_signal()).await;
+    engine.shutdown().await?;
+    result
+}
+
+fn report_open(engine: &Engine) {
+    let report = engine.open_report();
+    if report.replayed_rows > 0 {
+        tracing::info!(
+            "replayed {} usage rows from the write-ahead log",
+            report.replayed_rows
+        );
+    }
+    if let Some(file) = &report.truncated_file {
+        tracing::warn!(
+            "cut a torn write of {} bytes from {} (an interrupted write that was never acknowledged)",
+            report.truncated_bytes,
+            file.display()
+        );
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    eprintln!("spendql: shutting down");
+}
+
+async fn ingest_files(engine: &Engine, files: &[PathBuf], options: &IngestOptions) -> Result<()> {
+    let mut totals = ingest::FileReport::default();
+    for path in files {
+        let writer_engine = engine.clone();
+        let path_buf = path.clone();
+        let opts = options.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            ingest::ingest_file(writer_engine.usage_writer(), &path_buf, &opts)
+        })
+        .await
+        .map_err(|e| Error::Invalid(format!("ingest task failed: {e}")))??;
+        for bad in &report.bad_records {
+            eprintln!("skipped {bad}");
+        }
+        if report.rejected > report.bad_records.len() as u64 {
+            eprintln!(
+                "... and {} more bad records in {}",
+                report.rejected - report.bad_records.len() as u64,
+                report.file
+            );
+        }
+        println!(
+            "{}: {} rows read, {} stored, {} duplicates skipped, {} rejected ({:.2}s)",
+            report.file,
+            report.rows_read,
+            report.stored,
+            report.duplicates,
+            report.rejected,
+            report.seconds
+        );
+        totals.rows_read += report.rows_read;
+        totals.stored += report.stored;
+        totals.duplicates += report.duplicates;
+        totals.rejected += report.rejected;
+        totals.seconds += report.seconds;
+        totals.min_ts = match (totals.min_ts, report.min_ts) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        totals.max_ts = match (totals.max_ts, report.max_ts) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    let range = match (totals.min_ts, totals.max_ts) {
+        (Some(a), Some(b)) => format!("{} .. {}", format_ts(a), format_ts(b)),
+        _ => "no rows".to_string(),
+    };
+    let rate = if totals.seconds > 0.0 {
+        totals.rows_read as f64 / totals.seconds
+    } else {
+        0.0
+    };
+    println!(
+        "total: {} files, {} rows stored, {} duplicates skipped, {} rejected; time range {}; {:.0} rows/s",
+        files.len(),
+        totals.stored,
+        totals.duplicates,
+        totals.rejected,
+        range,
+        rate
+    );
+    Ok(())
+}
+
+fn format_ts(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| micros.to_string())
+}
+
+/// Write the demo data set. With `require_empty`, refuse a directory that has data;
+/// otherwise skip quietly when usage already has rows (a restart of `serve --demo`).
+async fn write_demo(engine: &Engine, seed: u64, require_empty: bool) -> Result<()> {
+    let existing = engine
+        .sql("SELECT count(*) AS n FROM usage")
+        .await?
+        .collect()
+        .await?;
+    let rows = existing
+        .first()
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .map(|a| a.value(0))
+        })
+        .unwrap_or(0);
+    if rows > 0 {
+        if require_empty {
+            return Err(Error::Invalid(format!(
+                "the data directory already has {rows} usage rows; write the demo into a new \
+                 directory with --data"
+            )));
+        }
+        return Ok(());
+    }
+    let today = chrono::Utc::now().date_naive();
+    let data = tokio::task::spawn_blocking(move || spendql::demo::generate(today, seed))
+        .await
+        .map_err(|e| Error::Invalid(format!("demo task failed: {e}")))??;
+    for (table, batches) in data.tables {
+        engine.append(table, batches).await?;
+    }
+    let counts = engine.append("usage", data.usage).await?;
+    eprintln!(
+        "demo data written: {} usage rows over 180 days up to {today}",
+        counts.stored
+    );
+    Ok(())
+}

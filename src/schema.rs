@@ -1,0 +1,446 @@
+//! The built-in tables of SPEC §3: names, Arrow schemas, NOT NULL columns and defaults.
+//!
+//! This module is the single source of truth for the user-facing table surface. Storage,
+//! ingest, the demo generator and the wire server all derive their column lists from it.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// `DECIMAL(38,12)`: USD amounts (costs, budgets, invoices, revenue).
+pub const MONEY: DataType = DataType::Decimal128(38, 12);
+/// `DECIMAL(20,9)`: USD per million tokens, and per-request prices.
+pub const PRICE: DataType = DataType::Decimal128(20, 9);
+/// `DECIMAL(9,4)`: ratios and percentages (discounts, thresholds).
+pub const RATIO: DataType = DataType::Decimal128(9, 4);
+
+/// `TIMESTAMPTZ`: UTC, microseconds.
+pub fn timestamptz() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("+00:00")))
+}
+
+/// `TIME` for time-of-day price windows.
+pub const TIME: DataType = DataType::Time64(TimeUnit::Microsecond);
+
+/// How a table is stored. `usage` is large and append-mostly; every other table is small
+/// configuration that is rewritten whole on each change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    /// Write-ahead logged, compacted into day-partitioned Parquet.
+    Usage,
+    /// Held in memory, persisted as one Parquet file replaced atomically on each change.
+    Config,
+}
+
+/// A column default, applied when an INSERT omits the column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnDefault {
+    Int(i64),
+    Text(&'static str),
+    /// The statement's time (`now()`).
+    Now,
+}
+
+/// One built-in table.
+#[derive(Debug)]
+pub struct TableDef {
+    pub name: &'static str,
+    pub kind: TableKind,
+    pub schema: SchemaRef,
+    pub defaults: Vec<(&'static str, ColumnDefault)>,
+}
+
+impl TableDef {
+    /// The default for `column`, if it has one.
+    pub fn default_for(&self, column: &str) -> Option<&ColumnDefault> {
+        self.defaults
+            .iter()
+            .find(|(name, _)| *name == column)
+            .map(|(_, default)| default)
+    }
+}
+
+fn col(name: &str, data_type: DataType, nullable: bool) -> Field {
+    Field::new(name, data_type, nullable)
+}
+
+fn text(name: &str) -> Field {
+    col(name, DataType::Utf8, true)
+}
+
+fn text_nn(name: &str) -> Field {
+    col(name, DataType::Utf8, false)
+}
+
+fn ts(name: &str) -> Field {
+    col(name, timestamptz(), true)
+}
+
+fn ts_nn(name: &str) -> Field {
+    col(name, timestamptz(), false)
+}
+
+fn table(
+    name: &'static str,
+    kind: TableKind,
+    fields: Vec<Field>,
+    defaults: Vec<(&'static str, ColumnDefault)>,
+) -> TableDef {
+    TableDef {
+        name,
+        kind,
+        schema: Arc::new(Schema::new(fields)),
+        defaults,
+    }
+}
+
+fn usage() -> TableDef {
+    use ColumnDefault::*;
+    table(
+        "usage",
+        TableKind::Usage,
+        vec![
+            text_nn("event_id"),
+            ts_nn("ts"),
+            text_nn("provider"),
+            text_nn("model"),
+            col("input_tokens", DataType::Int64, false),
+            col("cached_input_tokens", DataType::Int64, false),
+            col("cache_write_tokens", DataType::Int64, false),
+            col("cache_write_1h_tokens", DataType::Int64, false),
+            col("output_tokens", DataType::Int64, false),
+            col("reasoning_tokens", DataType::Int64, false),
+            col("requests", DataType::Int64, false),
+            text_nn("service_tier"),
+            text("region"),
+            text("api_key_id"),
+            text("project"),
+            text("team"),
+            text("feature"),
+            text("customer"),
+            text("environment"),
+            text("user_id"),
+            text("tags"),
+            col("latency_ms", DataType::Int32, true),
+            text("status"),
+            text("prompt_hash"),
+            col("max_tokens", DataType::Int32, true),
+            col("reported_cost", MONEY, true),
+            text("source"),
+            ts_nn("ingested_at"),
+        ],
+        vec![
+            ("cached_input_tokens", Int(0)),
+            ("cache_write_tokens", Int(0)),
+            ("cache_write_1h_tokens", Int(0)),
+            ("reasoning_tokens", Int(0)),
+            ("requests", Int(1)),
+            ("service_tier", Text("standard")),
+            ("ingested_at", Now),
+        ],
+    )
+}
+
+fn pricing() -> TableDef {
+    use ColumnDefault::*;
+    table(
+        "pricing",
+        TableKind::Config,
+        vec![
+            text_nn("provider"),
+            text_nn("model"),
+            ts_nn("effective_from"),
+            ts("effective_to"),
+            text_nn("service_tier"),
+            text("region"),
+            col("min_prompt_tokens", DataType::Int64, false),
+            col("utc_start_time", TIME, true),
+            col("utc_end_time", TIME, true),
+            col("input_per_mtok", PRICE, true),
+            col("cached_input_per_mtok", PRICE, true),
+            col("cache_write_per_mtok", PRICE, true),
+            col("cache_write_1h_per_mtok", PRICE, true),
+            col("output_per_mtok", PRICE, true),
+            col("per_request", PRICE, true),
+            text_nn("currency"),
+            text("source"),
+        ],
+        vec![
+            ("service_tier", Text("standard")),
+            ("min_prompt_tokens", Int(0)),
+            ("currency", Text("USD")),
+        ],
+    )
+}
+
+fn models() -> TableDef {
+    table(
+        "models",
+        TableKind::Config,
+        vec![
+            text_nn("provider"),
+            text_nn("model"),
+            text("family"),
+            col("tier", DataType::Int32, true),
+            col("context_window", DataType::Int64, true),
+            col("deprecated_on", DataType::Date32, true),
+            text("aliases"),
+        ],
+        vec![],
+    )
+}
+
+fn contracts() -> TableDef {
+    table(
+        "contracts",
+        TableKind::Config,
+        vec![
+            text_nn("provider"),
+            text("model"),
+            col("discount_pct", RATIO, false),
+            ts_nn("effective_from"),
+            ts("effective_to"),
+            col("commitment", MONEY, true),
+            text("note"),
+        ],
+        vec![],
+    )
+}
+
+fn attribution_rules() -> TableDef {
+    use ColumnDefault::*;
+    table(
+        "attribution_rules",
+        TableKind::Config,
+        vec![
+            text_nn("rule_id"),
+            col("priority", DataType::Int32, false),
+            // match columns: NULL matches anything
+            text("provider"),
+            text("api_key_id"),
+            text("project"),
+            text("model_pattern"),
+            text("environment"),
+            text("tag_key"),
+            text("tag_value"),
+            // assignment columns: NULL leaves the value as it is
+            text("team"),
+            text("feature"),
+            text("customer"),
+            text("assign_environment"),
+            text("cost_center"),
+            ts("valid_from"),
+            ts("valid_to"),
+        ],
+        vec![("priority", Int(100))],
+    )
+}
+
+fn budgets() -> TableDef {
+    use ColumnDefault::*;
+    table(
+        "budgets",
+        TableKind::Config,
+        vec![
+            text_nn("budget_id"),
+            text("name"),
+            text_nn("scope"),
+            text("scope_value"),
+            text_nn("period"),
+            col("amount", MONEY, false),
+            col("starts_on", DataType::Date32, true),
+            col("ends_on", DataType::Date32, true),
+            text_nn("thresholds"),
+            text_nn("enforcement"),
+            text("owner"),
+            text("notify"),
+        ],
+        vec![
+            ("scope", Text("global")),
+            ("period", Text("month")),
+            ("thresholds", Text("0.5,0.8,1.0")),
+            ("enforcement", Text("alert")),
+        ],
+    )
+}
+
+fn alerts() -> TableDef {
+    use ColumnDefault::*;
+    table(
+        "alerts",
+        TableKind::Config,
+        vec![
+            text_nn("alert_id"),
+            ts_nn("fired_at"),
+            text_nn("kind"),
+            text("budget_id"),
+            text("scope"),
+            text("scope_value"),
+            col("threshold", RATIO, true),
+            col("spend", MONEY, true),
+            col("projected", MONEY, true),
+            text("message"),
+            ts("delivered_at"),
+            text("delivery_error"),
+        ],
+        vec![("fired_at", Now)],
+    )
+}
+
+fn policies() -> TableDef {
+    table(
+        "policies",
+        TableKind::Config,
+        vec![
+            text_nn("policy_id"),
+            text_nn("scope"),
+            text("scope_value"),
+            text("environment"),
+            col("max_model_tier", DataType::Int32, true),
+            text("allowed_providers"),
+            text("allowed_models"),
+            col("max_output_tokens", DataType::Int64, true),
+            text("note"),
+        ],
+        vec![],
+    )
+}
+
+fn api_keys() -> TableDef {
+    use ColumnDefault::*;
+    table(
+        "api_keys",
+        TableKind::Config,
+        vec![
+            text_nn("api_key_id"),
+            text("provider"),
+            text("team"),
+            text("application"),
+            text("environment"),
+            ts("created_at"),
+            ts("last_rotated_at"),
+            col("rotation_days", DataType::Int32, true),
+            text_nn("status"),
+            col("monthly_budget", MONEY, true),
+        ],
+        vec![("status", Text("active"))],
+    )
+}
+
+fn revenue() -> TableDef {
+    table(
+        "revenue",
+        TableKind::Config,
+        vec![
+            col("day", DataType::Date32, false),
+            text("customer"),
+            text("feature"),
+            col("revenue", MONEY, false),
+            col("units", DataType::Int64, true),
+            text("unit_name"),
+        ],
+        vec![],
+    )
+}
+
+fn invoices() -> TableDef {
+    use ColumnDefault::*;
+    table(
+        "invoices",
+        TableKind::Config,
+        vec![
+            text_nn("provider"),
+            text_nn("invoice_id"),
+            col("period_start", DataType::Date32, false),
+            col("period_end", DataType::Date32, false),
+            col("amount", MONEY, false),
+            text_nn("currency"),
+        ],
+        vec![("currency", Text("USD"))],
+    )
+}
+
+fn fx_rates() -> TableDef {
+    table(
+        "fx_rates",
+        TableKind::Config,
+        vec![
+            col("day", DataType::Date32, false),
+            text_nn("currency"),
+            col("usd_per_unit", PRICE, false),
+        ],
+        vec![],
+    )
+}
+
+static TABLES: LazyLock<Vec<TableDef>> = LazyLock::new(|| {
+    vec![
+        usage(),
+        pricing(),
+        models(),
+        contracts(),
+        attribution_rules(),
+        budgets(),
+        alerts(),
+        policies(),
+        api_keys(),
+        revenue(),
+        invoices(),
+        fx_rates(),
+    ]
+});
+
+/// Every built-in table, `usage` first.
+pub fn tables() -> &'static [TableDef] {
+    &TABLES
+}
+
+/// The definition of the built-in table `name`.
+pub fn table_def(name: &str) -> Option<&'static TableDef> {
+    TABLES.iter().find(|t| t.name == name)
+}
+
+/// The schema of `usage`.
+pub fn usage_schema() -> SchemaRef {
+    Arc::clone(&TABLES[0].schema)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn table_names_are_unique_and_usage_is_first() {
+        let names: HashSet<_> = tables().iter().map(|t| t.name).collect();
+        assert_eq!(names.len(), tables().len());
+        assert_eq!(tables()[0].name, "usage");
+        assert_eq!(tables()[0].kind, TableKind::Usage);
+    }
+
+    #[test]
+    fn defaults_name_real_columns() {
+        for t in tables() {
+            for (column, _) in &t.defaults {
+                assert!(
+                    t.schema.field_with_name(column).is_ok(),
+                    "{}.{column} has a default but no column",
+                    t.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn money_columns_are_exact_decimals() {
+        let usage = table_def("usage").expect("usage");
+        let reported = usage.schema.field_with_name("reported_cost").expect("col");
+        assert_eq!(reported.data_type(), &DataType::Decimal128(38, 12));
+        let pricing = table_def("pricing").expect("pricing");
+        let input = pricing
+            .schema
+            .field_with_name("input_per_mtok")
+            .expect("col");
+        assert_eq!(input.data_type(), &DataType::Decimal128(20, 9));
+    }
+}

@@ -1,0 +1,1119 @@
+//! One client connection: startup/authentication, the simple and extended
+//! query protocols, and the PostgreSQL session statements (BEGIN, SET, SHOW…)
+//! that are answered here instead of by DataFusion.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Debug;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use bytes::{BufMut, BytesMut};
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, UInt64Type};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::expr::{Cast, Placeholder, TryCast};
+use datafusion::logical_expr::{Expr, LogicalPlan, WriteOp};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::{DFParserBuilder, ResetStatement, Statement as DFStatement};
+use datafusion::sql::sqlparser::ast::{
+    Expr as SqlExpr, ObjectName, ObjectNamePart, Set, Statement as SqlStatement, Value,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use futures::channel::oneshot;
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use pgwire::api::auth::{
+    ServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
+    save_startup_parameters_to_metadata,
+};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{
+    ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response,
+    send_ready_for_query,
+};
+use pgwire::api::results::{
+    DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo, QueryResponse,
+    Response, Tag,
+};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionGuard, ConnectionHandle, METADATA_APPLICATION_NAME,
+    METADATA_DATABASE, METADATA_USER, PgWireConnectionState, PidSecretKeyGenerator, Type,
+};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::data::DataRow;
+use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
+use pgwire::messages::simplequery::Query;
+use pgwire::messages::startup::ParameterStatus;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+
+use super::encode::{RowEncoder, field_info, field_infos};
+use super::params::{decode_params, described_type};
+use super::sqlstate::{
+    FEATURE_NOT_SUPPORTED, INVALID_AUTHORIZATION_SPECIFICATION, INVALID_CATALOG_NAME,
+    PROGRAM_LIMIT_EXCEEDED, SYNTAX_ERROR, TOO_MANY_CONNECTIONS, UNDEFINED_OBJECT,
+};
+use super::{Shared, df_error, fatal_error, pg_error};
+
+/// The only database name clients may connect to.
+pub const DATABASE: &str = "spendql";
+/// What `server_version` reports: PostgreSQL 16 wire and SQL conventions.
+pub const SERVER_VERSION: &str = "16.6";
+
+/// PostgreSQL session variables answered locally, with their defaults and
+/// canonical spelling. SET of one of these never reaches DataFusion.
+const VARIABLES: &[(&str, &str)] = &[
+    ("server_version", SERVER_VERSION),
+    ("server_encoding", "UTF8"),
+    ("client_encoding", "UTF8"),
+    ("DateStyle", "ISO, MDY"),
+    ("TimeZone", "UTC"),
+    ("IntervalStyle", "postgres"),
+    ("integer_datetimes", "on"),
+    ("standard_conforming_strings", "on"),
+    ("application_name", ""),
+    ("extra_float_digits", "1"),
+    ("search_path", "\"$user\", public"),
+    ("statement_timeout", "0"),
+    ("lock_timeout", "0"),
+    ("idle_in_transaction_session_timeout", "0"),
+    ("client_min_messages", "notice"),
+    ("transaction_isolation", "read committed"),
+    ("default_transaction_isolation", "read committed"),
+    ("max_identifier_length", "63"),
+    ("is_superuser", "off"),
+];
+
+/// Variables clients may change with SET (the rest are read-only).
+const SETTABLE: &[&str] = &[
+    "application_name",
+    "extra_float_digits",
+    "datestyle",
+    "client_encoding",
+    "search_path",
+    "timezone",
+    "statement_timeout",
+    "lock_timeout",
+    "idle_in_transaction_session_timeout",
+    "client_min_messages",
+    "intervalstyle",
+];
+
+/// Variables whose changes PostgreSQL reports with ParameterStatus.
+const REPORTED: &[&str] = &[
+    "application_name",
+    "client_encoding",
+    "datestyle",
+    "timezone",
+    "intervalstyle",
+];
+
+/// Per-connection values of [`VARIABLES`], keyed by lower-case name.
+#[derive(Debug, Clone)]
+struct Vars(BTreeMap<String, (&'static str, String)>);
+
+impl Default for Vars {
+    fn default() -> Self {
+        Self(
+            VARIABLES
+                .iter()
+                .map(|(name, value)| (name.to_ascii_lowercase(), (*name, (*value).to_owned())))
+                .collect(),
+        )
+    }
+}
+
+impl Vars {
+    fn get(&self, name: &str) -> Option<(&'static str, &str)> {
+        self.0.get(name).map(|(n, v)| (*n, v.as_str()))
+    }
+
+    fn set(&mut self, name: &str, value: String) {
+        if let Some(slot) = self.0.get_mut(name) {
+            slot.1 = value;
+        }
+    }
+
+    fn reset(&mut self, name: &str) {
+        let default = VARIABLES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| (*v).to_owned());
+        if let Some(v) = default {
+            self.set(name, v);
+        }
+    }
+}
+
+/// The parameters sent as ParameterStatus after authentication.
+struct StartupParameters(HashMap<String, String>);
+
+impl ServerParameterProvider for StartupParameters {
+    fn server_parameters<C: ClientInfo>(&self, _client: &C) -> Option<HashMap<String, String>> {
+        Some(self.0.clone())
+    }
+}
+
+/// A statement after parsing: either answered by the session itself or a
+/// DataFusion statement (planned at Parse time in the extended protocol, so
+/// Describe can report parameter and result types).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    kind: Kind,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Begin,
+    Commit,
+    Rollback,
+    /// Savepoint commands and `ROLLBACK TO`: accepted, nothing to do.
+    Noop(&'static str),
+    Set {
+        name: String,
+        value: Option<String>,
+    },
+    Show {
+        name: String,
+    },
+    DiscardAll,
+    Sql {
+        statement: Box<DFStatement>,
+        described: Option<Arc<Described>>,
+    },
+}
+
+/// Types learned from planning at Parse time.
+#[derive(Debug)]
+struct Described {
+    /// Inferred type of `$1..$n` (index 0 is `$1`).
+    params: Vec<Option<DataType>>,
+    /// Result columns; empty for DML/DDL (Describe answers NoData).
+    columns: Vec<(String, DataType)>,
+}
+
+impl Described {
+    /// The Arrow types the client was told about; untyped (`NULL`) columns
+    /// were described as text.
+    fn expected_types(&self) -> Arc<[DataType]> {
+        self.columns
+            .iter()
+            .map(|(_, dt)| match dt {
+                DataType::Null => DataType::Utf8,
+                other => other.clone(),
+            })
+            .collect()
+    }
+}
+
+/// One connection's state, shared by its startup, simple and extended handlers.
+pub struct Session {
+    shared: Arc<Shared>,
+    ctx: SessionContext,
+    parser: Arc<Parser>,
+    vars: Mutex<Vars>,
+}
+
+impl Session {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        let ctx = shared.engine.session();
+        let parser = Arc::new(Parser {
+            ctx: ctx.clone(),
+            max_query_bytes: shared.options.max_query_bytes,
+        });
+        Self {
+            shared,
+            ctx,
+            parser,
+            vars: Mutex::new(Vars::default()),
+        }
+    }
+
+    /// Poisoning only means another handler panicked mid-update of a map of
+    /// strings; the map is still usable.
+    fn vars(&self) -> MutexGuard<'_, Vars> {
+        self.vars.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs every statement of a simple Query message in order, sending each
+    /// result before the next statement starts (so `INSERT …; SELECT …` sees
+    /// the insert). The first error aborts the rest, as in PostgreSQL.
+    async fn run_simple<C>(
+        &self,
+        client: &mut C,
+        sql: &str,
+        status: &mut TransactionStatus,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        check_length(sql, self.shared.options.max_query_bytes)?;
+        let statements = parse_sql(sql)?;
+        if statements.is_empty() {
+            client
+                .feed(PgWireBackendMessage::EmptyQueryResponse(
+                    EmptyQueryResponse::new(),
+                ))
+                .await?;
+            return Ok(());
+        }
+        for statement in statements {
+            let prepared = Prepared {
+                kind: classify(statement),
+            };
+            match self
+                .execute(client, &prepared, None, &Format::UnifiedText)
+                .await?
+            {
+                Response::Query(rows) => send_query_response(client, rows, true).await?,
+                Response::Execution(tag) => send_execution_response(client, tag).await?,
+                Response::TransactionStart(tag) => {
+                    send_execution_response(client, tag).await?;
+                    *status = status.to_in_transaction_state();
+                }
+                Response::TransactionEnd(tag) => {
+                    send_execution_response(client, tag).await?;
+                    *status = status.to_idle_state();
+                }
+                Response::EmptyQuery => {
+                    client
+                        .feed(PgWireBackendMessage::EmptyQueryResponse(
+                            EmptyQueryResponse::new(),
+                        ))
+                        .await?
+                }
+                Response::Error(info) => return Err(PgWireError::UserError(info)),
+                Response::CopyIn(_) | Response::CopyOut(_) | Response::CopyBoth(_) => {
+                    return Err(pg_error(FEATURE_NOT_SUPPORTED, "COPY is not supported"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Executes one prepared statement. `params` are bound values (extended
+    /// protocol only); `format` the client's requested result formats.
+    async fn execute<C>(
+        &self,
+        client: &mut C,
+        prepared: &Prepared,
+        params: Option<Vec<ScalarValue>>,
+        format: &Format,
+    ) -> PgWireResult<Response>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match &prepared.kind {
+            Kind::Begin => Ok(Response::TransactionStart(Tag::new("BEGIN"))),
+            Kind::Commit => Ok(Response::TransactionEnd(Tag::new("COMMIT"))),
+            Kind::Rollback => Ok(Response::TransactionEnd(Tag::new("ROLLBACK"))),
+            Kind::Noop(tag) => Ok(Response::Execution(Tag::new(tag))),
+            Kind::DiscardAll => {
+                *self.vars() = Vars::default();
+                Ok(Response::Execution(Tag::new("DISCARD ALL")))
+            }
+            Kind::Set { name, value } => {
+                let reported = self.set_variable(name, value.clone())?;
+                if let Some((name, value)) = reported {
+                    client
+                        .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                            name, value,
+                        )))
+                        .await?;
+                }
+                Ok(Response::Execution(Tag::new(if value.is_some() {
+                    "SET"
+                } else {
+                    "RESET"
+                })))
+            }
+            Kind::Show { name } => self.show(name, format),
+            Kind::Sql {
+                statement,
+                described,
+            } => {
+                self.execute_sql(statement, described.as_deref(), params, format)
+                    .await
+            }
+        }
+    }
+
+    /// Applies `SET name = value` (`None` = RESET); returns the
+    /// ParameterStatus to send when the variable is one clients track.
+    fn set_variable(
+        &self,
+        name: &str,
+        value: Option<String>,
+    ) -> PgWireResult<Option<(String, String)>> {
+        let mut vars = self.vars();
+        match value.filter(|v| !v.eq_ignore_ascii_case("default")) {
+            None => vars.reset(name),
+            Some(v) => {
+                if name == "client_encoding" && !is_utf8_name(&v) {
+                    return Err(pg_error(
+                        FEATURE_NOT_SUPPORTED,
+                        format!("client_encoding \"{v}\" is not supported: only UTF8 is"),
+                    ));
+                }
+                vars.set(name, v)
+            }
+        }
+        Ok(REPORTED
+            .contains(&name)
+            .then(|| vars.get(name))
+            .flatten()
+            .map(|(n, v)| (n.to_owned(), v.to_owned())))
+    }
+
+    fn show(&self, name: &str, format: &Format) -> PgWireResult<Response> {
+        let vars = self.vars();
+        let (display, value) = vars.get(name).ok_or_else(|| {
+            pg_error(
+                UNDEFINED_OBJECT,
+                format!("unrecognized configuration parameter \"{name}\""),
+            )
+        })?;
+        let fields = Arc::new(vec![field_info(
+            display,
+            &DataType::Utf8,
+            format.format_for(0),
+        )]);
+        let mut buf = BytesMut::with_capacity(4 + value.len());
+        buf.put_i32(i32::try_from(value.len()).unwrap_or(i32::MAX));
+        buf.put_slice(value.as_bytes());
+        let row = DataRow::new(buf, 1);
+        Ok(Response::Query(QueryResponse::new(
+            fields,
+            futures::stream::iter(vec![Ok(row)]),
+        )))
+    }
+
+    /// Plans (again, so catalog changes since Parse are seen), binds
+    /// parameters, executes, and streams rows or reports the command tag.
+    async fn execute_sql(
+        &self,
+        statement: &DFStatement,
+        described: Option<&Described>,
+        params: Option<Vec<ScalarValue>>,
+        format: &Format,
+    ) -> PgWireResult<Response> {
+        let state = self.ctx.state();
+        let mut plan = state
+            .statement_to_plan(statement.clone())
+            .await
+            .map_err(df_error)?;
+        if let Some(values) = params.filter(|v| !v.is_empty()) {
+            plan = plan
+                .replace_params_with_values(&ParamValues::from(values))
+                .map_err(df_error)?;
+        }
+        let outcome = outcome(&plan, statement);
+        let frame = self
+            .ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(df_error)?;
+        match outcome {
+            Outcome::Rows => {
+                let stream = frame.execute_stream().await.map_err(df_error)?;
+                let schema = stream.schema();
+                let expected = described
+                    .filter(|d| !d.columns.is_empty())
+                    .map(Described::expected_types);
+                let fields: Vec<FieldInfo> = match &expected {
+                    Some(types) => field_infos(
+                        described
+                            .iter()
+                            .flat_map(|d| d.columns.iter().map(|(n, _)| n.as_str()))
+                            .zip(types.iter()),
+                        format,
+                    ),
+                    None => field_infos(
+                        schema
+                            .fields()
+                            .iter()
+                            .map(|f| (f.name().as_str(), f.data_type())),
+                        format,
+                    ),
+                };
+                let formats: Arc<[FieldFormat]> = fields.iter().map(FieldInfo::format).collect();
+                let encoder = RowEncoder::new(formats, expected);
+                Ok(Response::Query(QueryResponse::new(
+                    Arc::new(fields),
+                    row_stream(stream, encoder),
+                )))
+            }
+            Outcome::Count(command) => {
+                let batches = frame.collect().await.map_err(df_error)?;
+                let rows = affected_rows(&batches);
+                let tag = if command == "INSERT" {
+                    Tag::new(command).with_oid(0).with_rows(rows)
+                } else {
+                    Tag::new(command).with_rows(rows)
+                };
+                Ok(Response::Execution(tag))
+            }
+            Outcome::Command(tag) => {
+                frame.collect().await.map_err(df_error)?;
+                Ok(Response::Execution(Tag::new(&tag)))
+            }
+        }
+    }
+
+    fn startup_parameters(&self, application_name: Option<&str>, user: &str) -> StartupParameters {
+        let mut vars = self.vars();
+        if let Some(app) = application_name {
+            vars.set("application_name", app.to_owned());
+        }
+        let mut params: HashMap<String, String> = [
+            "server_version",
+            "server_encoding",
+            "client_encoding",
+            "datestyle",
+            "timezone",
+            "intervalstyle",
+            "integer_datetimes",
+            "standard_conforming_strings",
+            "application_name",
+            "is_superuser",
+        ]
+        .iter()
+        .filter_map(|k| vars.get(k))
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect();
+        params.insert("session_authorization".into(), user.to_owned());
+        params.insert("in_hot_standby".into(), "off".into());
+        params.insert("default_transaction_read_only".into(), "off".into());
+        StartupParameters(params)
+    }
+}
+
+/// `datestyle` → `DateStyle`: SHOW's column is named like PostgreSQL's.
+fn display_name(key: &str) -> &str {
+    VARIABLES
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(key))
+        .map_or(key, |(n, _)| n)
+}
+
+fn is_utf8_name(v: &str) -> bool {
+    matches!(
+        v.to_ascii_uppercase().replace(['-', '_'], "").as_str(),
+        "UTF8" | "UNICODE"
+    )
+}
+
+/// Loopback only: with no users configured, the OS user boundary of the host
+/// is the only protection.
+fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
+#[async_trait]
+impl StartupHandler for Session {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let PgWireFrontendMessage::Startup(startup) = message else {
+            return Ok(());
+        };
+        protocol_negotiation(client, &startup).await?;
+        save_startup_parameters_to_metadata(client, &startup);
+        if !is_loopback(client.socket_addr().ip()) {
+            return Err(fatal_error(
+                INVALID_AUTHORIZATION_SPECIFICATION,
+                "no users are configured: only loopback connections are accepted",
+            ));
+        }
+        let user = client
+            .metadata()
+            .get(METADATA_USER)
+            .cloned()
+            .ok_or_else(|| {
+                fatal_error(
+                    INVALID_AUTHORIZATION_SPECIFICATION,
+                    "no PostgreSQL user name specified in startup packet",
+                )
+            })?;
+        // Like PostgreSQL, the database defaults to the user name.
+        let database = client
+            .metadata()
+            .get(METADATA_DATABASE)
+            .cloned()
+            .unwrap_or_else(|| user.clone());
+        if database != DATABASE {
+            return Err(fatal_error(
+                INVALID_CATALOG_NAME,
+                format!("database \"{database}\" does not exist"),
+            ));
+        }
+        let app = client.metadata().get(METADATA_APPLICATION_NAME).cloned();
+        let parameters = self.startup_parameters(app.as_deref(), &user);
+
+        let (pid, secret) = self.shared.pids.generate(&*client);
+        client.set_pid_and_secret_key(pid, secret.clone());
+        let (handle, guard) = self.shared.cancels.register(pid, secret);
+        client
+            .session_extensions()
+            .insert::<Arc<ConnectionHandle>>(handle);
+        client.session_extensions().insert::<ConnectionGuard>(guard);
+
+        finish_authentication(client, &parameters).await
+    }
+}
+
+/// Fresh cancel receiver for this connection's next query, if registered.
+async fn cancel_receiver<C: ClientInfo>(client: &C) -> Option<oneshot::Receiver<()>> {
+    let handle = client.session_extensions().get::<Arc<ConnectionHandle>>()?;
+    Some(handle.start_query().await)
+}
+
+/// Resolves only when a CancelRequest fired; a replaced or dropped sender
+/// means "no cancel", so it then never resolves.
+async fn cancelled(rx: Option<oneshot::Receiver<()>>) {
+    if let Some(rx) = rx
+        && rx.await.is_ok()
+    {
+        return;
+    }
+    futures::future::pending::<()>().await
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Session {
+    /// Overrides pgwire's default so statements run and reply one at a time
+    /// (see [`Session::run_simple`]).
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let mut status = client.transaction_status();
+        let cancel = cancel_receiver(client).await;
+        let result = tokio::select! {
+            r = self.run_simple(client, &query.query, &mut status) => r,
+            () = cancelled(cancel) => Err(PgWireError::QueryCanceled),
+        };
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(status);
+        result?;
+        send_ready_for_query(client, status).await
+    }
+
+    /// Not used by [`Self::on_query`]; kept for callers of the trait method:
+    /// runs all statements and collects their responses.
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        check_length(query, self.shared.options.max_query_bytes)?;
+        let statements = parse_sql(query)?;
+        if statements.is_empty() {
+            return Ok(vec![Response::EmptyQuery]);
+        }
+        let mut responses = Vec::with_capacity(statements.len());
+        for statement in statements {
+            let prepared = Prepared {
+                kind: classify(statement),
+            };
+            match self
+                .execute(client, &prepared, None, &Format::UnifiedText)
+                .await
+            {
+                Ok(r) => responses.push(r),
+                Err(PgWireError::UserError(info)) => {
+                    responses.push(Response::Error(info));
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(responses)
+    }
+}
+
+/// Parses (and for DataFusion statements, plans) Parse messages.
+pub struct Parser {
+    ctx: SessionContext,
+    max_query_bytes: usize,
+}
+
+#[async_trait]
+impl QueryParser for Parser {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        check_length(sql, self.max_query_bytes)?;
+        let mut statements = parse_sql(sql)?;
+        if statements.len() > 1 {
+            return Err(pg_error(
+                SYNTAX_ERROR,
+                "cannot insert multiple commands into a prepared statement",
+            ));
+        }
+        let Some(statement) = statements.pop() else {
+            return Ok(None);
+        };
+        let kind = match classify(statement) {
+            Kind::Sql { statement, .. } => {
+                let plan = self
+                    .ctx
+                    .state()
+                    .statement_to_plan((*statement).clone())
+                    .await
+                    .map_err(df_error)?;
+                let described = describe(&plan, &statement)?;
+                Kind::Sql {
+                    statement,
+                    described: Some(Arc::new(described)),
+                }
+            }
+            other => other,
+        };
+        Ok(Some(Prepared { kind }))
+    }
+
+    fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
+        Ok(match &stmt.kind {
+            Kind::Sql {
+                described: Some(d), ..
+            } => d
+                .params
+                .iter()
+                .map(|t| described_type(None, t.as_ref()))
+                .collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Prepared,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        Ok(result_fields(
+            stmt,
+            column_format.unwrap_or(&Format::UnifiedText),
+        ))
+    }
+}
+
+/// RowDescription of a prepared statement (empty = NoData).
+fn result_fields(stmt: &Prepared, format: &Format) -> Vec<FieldInfo> {
+    match &stmt.kind {
+        Kind::Sql {
+            described: Some(d), ..
+        } => {
+            let types = d.expected_types();
+            field_infos(
+                d.columns.iter().map(|(n, _)| n.as_str()).zip(types.iter()),
+                format,
+            )
+        }
+        Kind::Show { name } => vec![field_info(
+            display_name(name),
+            &DataType::Utf8,
+            format.format_for(0),
+        )],
+        _ => Vec::new(),
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Session {
+    type Statement = Prepared;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Parser> {
+        Arc::clone(&self.parser)
+    }
+
+    async fn do_describe_statement<C>(
+        &self,
+        _client: &mut C,
+        target: &StoredStatement<Prepared>,
+    ) -> PgWireResult<DescribeStatementResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let inferred: &[Option<DataType>] = match &target.statement.kind {
+            Kind::Sql {
+                described: Some(d), ..
+            } => &d.params,
+            _ => &[],
+        };
+        let count = inferred.len().max(target.parameter_types.len());
+        let params = (0..count)
+            .map(|i| {
+                described_type(
+                    target.parameter_types.get(i).and_then(Option::as_ref),
+                    inferred.get(i).and_then(Option::as_ref),
+                )
+            })
+            .collect();
+        Ok(DescribeStatementResponse::new(
+            params,
+            result_fields(&target.statement, &Format::UnifiedText),
+        ))
+    }
+
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Prepared>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        Ok(DescribePortalResponse::new(result_fields(
+            &portal.statement.statement,
+            &portal.result_column_format,
+        )))
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Prepared>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let prepared = &portal.statement.statement;
+        let params = match &prepared.kind {
+            Kind::Sql {
+                described: Some(d), ..
+            } => Some(decode_params(
+                &portal.parameters,
+                &portal.parameter_format,
+                &portal.statement.parameter_types,
+                &d.params,
+            )?),
+            _ => None,
+        };
+        self.execute(client, prepared, params, &portal.result_column_format)
+            .await
+    }
+}
+
+/// Rejects a connection over `max_connections` once its startup packet
+/// arrives, so the client sees PostgreSQL's error instead of a reset socket.
+pub struct Reject;
+
+#[async_trait]
+impl StartupHandler for Reject {
+    async fn on_startup<C>(
+        &self,
+        _client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match message {
+            PgWireFrontendMessage::Startup(_) => Err(fatal_error(
+                TOO_MANY_CONNECTIONS,
+                "sorry, too many clients already",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn check_length(sql: &str, max: usize) -> PgWireResult<()> {
+    if sql.len() > max {
+        Err(pg_error(PROGRAM_LIMIT_EXCEEDED, "query is too long"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Splits a query string into statements with the PostgreSQL dialect.
+/// Comment-only and `;`-only strings give no statements.
+fn parse_sql(sql: &str) -> PgWireResult<Vec<DFStatement>> {
+    let dialect = PostgreSqlDialect {};
+    let statements = DFParserBuilder::new(sql)
+        .with_dialect(&dialect)
+        .build()
+        .and_then(|mut p| p.parse_statements())
+        .map_err(df_error)?;
+    Ok(statements.into_iter().collect())
+}
+
+fn object_name(name: &ObjectName) -> String {
+    name.0
+        .iter()
+        .map(|part| match part {
+            ObjectNamePart::Identifier(ident) => ident.value.clone(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// `SET x = a, b` → `"a, b"`, unquoting string literals.
+fn setting_value(values: &[SqlExpr]) -> String {
+    values
+        .iter()
+        .map(|e| match e {
+            SqlExpr::Value(v) => match &v.value {
+                Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+                Value::Boolean(b) => if *b { "on" } else { "off" }.to_owned(),
+                other => other.to_string(),
+            },
+            SqlExpr::Identifier(ident) => ident.value.clone(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Canonical lower-case variable name (`time zone` → `timezone`).
+fn variable_key(name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    match lower.as_str() {
+        "time zone" | "time.zone" => "timezone".to_owned(),
+        "names" => "client_encoding".to_owned(),
+        _ => lower,
+    }
+}
+
+/// Decides who answers a statement: the session (BEGIN, SET of PostgreSQL
+/// variables, SHOW, …) or DataFusion.
+fn classify(statement: DFStatement) -> Kind {
+    session_kind(&statement).unwrap_or_else(|| sql_kind(statement))
+}
+
+/// The session-handled kinds; `None` for statements DataFusion runs.
+fn session_kind(statement: &DFStatement) -> Option<Kind> {
+    let sql = match statement {
+        DFStatement::Statement(s) => s.as_ref(),
+        DFStatement::Reset(ResetStatement::Variable(name)) => {
+            let key = variable_key(&object_name(name));
+            return SETTABLE.contains(&key.as_str()).then_some(Kind::Set {
+                name: key,
+                value: None,
+            });
+        }
+        _ => return None,
+    };
+    Some(match sql {
+        SqlStatement::StartTransaction { .. } => Kind::Begin,
+        SqlStatement::Commit { .. } => Kind::Commit,
+        SqlStatement::Rollback {
+            savepoint: Some(_), ..
+        } => Kind::Noop("ROLLBACK"),
+        SqlStatement::Rollback { .. } => Kind::Rollback,
+        SqlStatement::Savepoint { .. } => Kind::Noop("SAVEPOINT"),
+        SqlStatement::ReleaseSavepoint { .. } => Kind::Noop("RELEASE"),
+        SqlStatement::Discard { .. } => Kind::DiscardAll,
+        SqlStatement::Set(Set::SingleAssignment {
+            variable, values, ..
+        }) => {
+            let key = variable_key(&object_name(variable));
+            if !SETTABLE.contains(&key.as_str()) {
+                return None;
+            }
+            Kind::Set {
+                name: key,
+                value: Some(setting_value(values)),
+            }
+        }
+        SqlStatement::Set(Set::SetTimeZone { value, .. }) => Kind::Set {
+            name: "timezone".into(),
+            value: Some(setting_value(std::slice::from_ref(value))),
+        },
+        SqlStatement::Set(Set::SetNames { charset_name, .. }) => Kind::Set {
+            name: "client_encoding".into(),
+            value: Some(charset_name.value.clone()),
+        },
+        SqlStatement::Set(Set::SetTransaction { .. }) => Kind::Noop("SET"),
+        SqlStatement::ShowVariable { variable } => {
+            let name = variable
+                .iter()
+                .map(|i| i.value.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let key = variable_key(&name);
+            if key == "all" || key.starts_with("datafusion.") {
+                return None;
+            }
+            Kind::Show { name: key }
+        }
+        _ => return None,
+    })
+}
+
+fn sql_kind(statement: DFStatement) -> Kind {
+    Kind::Sql {
+        statement: Box::new(statement),
+        described: None,
+    }
+}
+
+/// How a plan's result reaches the client.
+enum Outcome {
+    /// Stream rows; tag `SELECT n`.
+    Rows,
+    /// One `count` row; tag `<command> n` (`INSERT 0 n` for inserts).
+    Count(&'static str),
+    /// No rows; tag is the command name (`CREATE VIEW`, …).
+    Command(String),
+}
+
+fn outcome(plan: &LogicalPlan, statement: &DFStatement) -> Outcome {
+    match plan {
+        LogicalPlan::Dml(dml) => match &dml.op {
+            WriteOp::Insert(_) => Outcome::Count("INSERT"),
+            WriteOp::Update => Outcome::Count("UPDATE"),
+            WriteOp::Delete => Outcome::Count("DELETE"),
+            WriteOp::Ctas => Outcome::Count("SELECT"),
+            WriteOp::MergeInto(_) => Outcome::Count("MERGE"),
+            WriteOp::Truncate => Outcome::Command("TRUNCATE TABLE".into()),
+            other => Outcome::Command(other.name().to_ascii_uppercase()),
+        },
+        LogicalPlan::Copy(_) => Outcome::Count("COPY"),
+        p if p.schema().fields().is_empty() => Outcome::Command(command_tag(statement)),
+        _ => Outcome::Rows,
+    }
+}
+
+/// `CREATE [OR REPLACE] VIEW v …` → `CREATE VIEW`; other commands → first word.
+fn command_tag(statement: &DFStatement) -> String {
+    let text = statement.to_string();
+    let mut words = text.split_whitespace().map(str::to_ascii_uppercase);
+    let Some(first) = words.next() else {
+        return "OK".into();
+    };
+    if matches!(first.as_str(), "CREATE" | "DROP" | "ALTER") {
+        let object = words.find(|w| {
+            !matches!(
+                w.as_str(),
+                "OR" | "REPLACE" | "EXTERNAL" | "TEMPORARY" | "TEMP" | "UNBOUNDED" | "IF"
+            )
+        });
+        if let Some(object) = object {
+            return format!("{first} {object}");
+        }
+    }
+    first
+}
+
+/// Parameter types (DataFusion's inference plus `CAST($n AS t)` hints) and
+/// result columns of a freshly planned statement.
+fn describe(plan: &LogicalPlan, statement: &DFStatement) -> PgWireResult<Described> {
+    let inferred = plan.get_parameter_types().map_err(df_error)?;
+    let mut hints: HashMap<String, DataType> = HashMap::new();
+    plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                if let Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field }) = e
+                    && let Expr::Placeholder(Placeholder { id, field: None }) = expr.as_ref()
+                {
+                    hints
+                        .entry(id.clone())
+                        .or_insert_with(|| field.data_type().clone());
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })
+    .map_err(df_error)?;
+
+    let mut params: Vec<Option<DataType>> = Vec::new();
+    for (id, dt) in &inferred {
+        let index = id
+            .strip_prefix('$')
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                pg_error(
+                    SYNTAX_ERROR,
+                    format!("unsupported parameter {id}: use $1, $2, …"),
+                )
+            })?;
+        if params.len() < index {
+            params.resize(index, None);
+        }
+        params[index - 1] = dt.clone().or_else(|| hints.get(id).cloned());
+    }
+
+    let columns = match outcome(plan, statement) {
+        Outcome::Rows => plan
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect(),
+        Outcome::Count(_) | Outcome::Command(_) => Vec::new(),
+    };
+    Ok(Described { params, columns })
+}
+
+/// Sum of the `count` column of a DML result.
+fn affected_rows(batches: &[RecordBatch]) -> usize {
+    let total: u64 = batches
+        .iter()
+        .filter_map(|b| b.column_by_name("count"))
+        .filter_map(|c| c.as_primitive_opt::<UInt64Type>())
+        .flat_map(|a| a.iter().flatten())
+        .sum();
+    usize::try_from(total).unwrap_or(usize::MAX)
+}
+
+/// DataRows from a DataFusion stream, one batch in memory at a time.
+fn row_stream(
+    stream: SendableRecordBatchStream,
+    mut encoder: RowEncoder,
+) -> impl Stream<Item = PgWireResult<DataRow>> + Send + 'static {
+    stream.flat_map(move |batch| {
+        let rows: Vec<PgWireResult<DataRow>> = match batch.and_then(|b| encoder.encode(&b)) {
+            Ok(rows) => rows.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(df_error(e))],
+        };
+        futures::stream::iter(rows)
+    })
+}

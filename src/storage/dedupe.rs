@@ -1,0 +1,151 @@
+//! The event-id index that makes re-ingesting an event a no-op.
+//!
+//! An event's `ts` never changes, so ids are kept per UTC day: 128-bit hashes (a collision
+//! is negligible at any realistic volume), loaded for a day the first time a write touches
+//! it. Memory is bounded: when the cached days hold more than the configured number of ids,
+//! the least recently used days are dropped and reloaded from their Parquet files later.
+
+use std::collections::{HashMap, HashSet};
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// Days since 1970-01-01 (UTC) of a microsecond timestamp.
+pub fn day_of_micros(micros: i64) -> i32 {
+    micros.div_euclid(MICROS_PER_DAY) as i32
+}
+
+/// `YYYY-MM-DD` of a day number.
+pub fn day_string(day: i32) -> String {
+    chrono::DateTime::from_timestamp(i64::from(day) * 86_400, 0)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| format!("day{day}"))
+}
+
+#[derive(Debug, Default)]
+struct DaySet {
+    ids: HashSet<u128>,
+    last_used: u64,
+}
+
+/// Per-day sets of stored event-id hashes, bounded by an LRU on total ids.
+#[derive(Debug)]
+pub struct EventIdIndex {
+    days: HashMap<i32, DaySet>,
+    entries: usize,
+    capacity: usize,
+    clock: u64,
+}
+
+impl EventIdIndex {
+    pub fn new(capacity: usize) -> Self {
+        EventIdIndex {
+            days: HashMap::new(),
+            entries: 0,
+            capacity: capacity.max(1),
+            clock: 0,
+        }
+    }
+
+    pub fn hash(event_id: &str) -> u128 {
+        xxhash_rust::xxh3::xxh3_128(event_id.as_bytes())
+    }
+
+    pub fn is_loaded(&self, day: i32) -> bool {
+        self.days.contains_key(&day)
+    }
+
+    /// Cache the stored ids of `day`, evicting other days if over capacity.
+    pub fn insert_day(&mut self, day: i32, ids: Vec<u128>) {
+        self.clock += 1;
+        let set = DaySet {
+            ids: ids.into_iter().collect(),
+            last_used: self.clock,
+        };
+        self.entries += set.ids.len();
+        if let Some(old) = self.days.insert(day, set) {
+            self.entries -= old.ids.len();
+        }
+        self.evict(day);
+    }
+
+    /// Record `hash` as stored on `day` (which must be loaded); false if it already was.
+    pub fn insert(&mut self, day: i32, hash: u128) -> bool {
+        self.clock += 1;
+        let clock = self.clock;
+        let set = self.days.entry(day).or_default();
+        set.last_used = clock;
+        let new = set.ids.insert(hash);
+        if new {
+            self.entries += 1;
+        }
+        new
+    }
+
+    /// Undo [`EventIdIndex::insert`] for writes that did not commit.
+    pub fn forget(&mut self, added: &[(i32, u128)]) {
+        for (day, hash) in added {
+            if let Some(set) = self.days.get_mut(day)
+                && set.ids.remove(hash)
+            {
+                self.entries -= 1;
+            }
+        }
+    }
+
+    /// Drop least recently used days (never `keep`) until within capacity.
+    fn evict(&mut self, keep: i32) {
+        while self.entries > self.capacity && self.days.len() > 1 {
+            let victim = self
+                .days
+                .iter()
+                .filter(|(day, _)| **day != keep)
+                .min_by_key(|(_, set)| set.last_used)
+                .map(|(day, _)| *day);
+            let Some(victim) = victim else { break };
+            if let Some(set) = self.days.remove(&victim) {
+                self.entries -= set.ids.len();
+            }
+        }
+    }
+
+    /// Ids currently cached (for tests and metrics).
+    pub fn cached_entries(&self) -> usize {
+        self.entries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_are_utc_and_negative_safe() {
+        assert_eq!(day_of_micros(0), 0);
+        assert_eq!(day_of_micros(-1), -1);
+        assert_eq!(
+            day_string(day_of_micros(1_767_225_600_000_000)),
+            "2026-01-01"
+        );
+    }
+
+    #[test]
+    fn capacity_bounds_cached_ids() {
+        let mut index = EventIdIndex::new(10);
+        for day in 0..5 {
+            index.insert_day(day, (0..6).map(|i| (day as u128) * 100 + i).collect());
+        }
+        assert!(index.cached_entries() <= 10 + 6);
+        assert!(index.is_loaded(4), "the day just loaded is kept");
+        assert!(!index.is_loaded(0), "the oldest day is evicted");
+    }
+
+    #[test]
+    fn forget_undoes_insert() {
+        let mut index = EventIdIndex::new(100);
+        index.insert_day(1, vec![]);
+        assert!(index.insert(1, 7));
+        assert!(!index.insert(1, 7));
+        index.forget(&[(1, 7)]);
+        assert!(index.insert(1, 7));
+    }
+}

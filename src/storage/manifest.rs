@@ -1,0 +1,108 @@
+//! `manifest.json`: the list of Parquet files that make up `usage`, and how far the
+//! write-ahead log has been folded into them. Replaced atomically; a Parquet file that is
+//! not listed here is not part of the table (it is the leftover of an interrupted write).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::durable;
+use crate::error::{Error, Result};
+
+pub const MANIFEST_FILE: &str = "manifest.json";
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One Parquet file of `usage`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageFile {
+    /// Relative to the data directory, e.g. `usage/day=2026-10-01/part-00000000000000000007.parquet`.
+    pub path: String,
+    /// The UTC day every row of the file falls on, `YYYY-MM-DD`.
+    pub day: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    /// Write-ahead log segments up to and including this one are in the Parquet files.
+    pub wal_checkpoint: u64,
+    /// The next number for a Parquet part file.
+    pub next_part: u64,
+    pub usage_files: Vec<UsageFile>,
+}
+
+impl Default for Manifest {
+    fn default() -> Self {
+        Manifest {
+            format_version: FORMAT_VERSION,
+            wal_checkpoint: 0,
+            next_part: 1,
+            usage_files: Vec::new(),
+        }
+    }
+}
+
+impl Manifest {
+    /// Load the manifest of `data_dir`, or an empty one if there is none yet.
+    pub fn load(data_dir: &Path) -> Result<Self> {
+        let path = data_dir.join(MANIFEST_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Manifest::default()),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let manifest: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::corrupt(&path, format!("not a valid manifest: {e}")))?;
+        if manifest.format_version != FORMAT_VERSION {
+            return Err(Error::corrupt(
+                &path,
+                format!(
+                    "data directory format {} is not supported by this SpendQL (format {FORMAT_VERSION})",
+                    manifest.format_version
+                ),
+            ));
+        }
+        Ok(manifest)
+    }
+
+    /// Write the manifest durably (atomic replace).
+    pub fn store(&self, data_dir: &Path) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::Invalid(format!("cannot encode manifest: {e}")))?;
+        durable::write_atomic(&data_dir.join(MANIFEST_FILE), &bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_defaults_when_missing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(
+            Manifest::load(dir.path()).expect("load"),
+            Manifest::default()
+        );
+        let mut m = Manifest::default();
+        m.usage_files.push(UsageFile {
+            path: "usage/day=2026-01-01/part-1.parquet".into(),
+            day: "2026-01-01".into(),
+            rows: 3,
+            bytes: 100,
+        });
+        m.wal_checkpoint = 4;
+        m.store(dir.path()).expect("store");
+        assert_eq!(Manifest::load(dir.path()).expect("load"), m);
+    }
+
+    #[test]
+    fn garbage_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(MANIFEST_FILE), b"{not json").expect("write");
+        let err = Manifest::load(dir.path()).expect_err("corrupt");
+        assert!(err.to_string().contains("manifest.json"), "{err}");
+    }
+}

@@ -1,0 +1,845 @@
+//! The `usage` table: write-ahead logged rows in memory plus day-partitioned Parquet files.
+//!
+//! Writes come two ways. Statements (`INSERT`, and later `COPY` and OTLP) append one WAL
+//! record each, fsynced before they are acknowledged, and the rows join an in-memory buffer
+//! that a background task folds into Parquet ([`UsageStore::compact`]). Bulk ingest
+//! ([`BulkWriter`]) streams straight into staged Parquet files and publishes them with one
+//! manifest update, so a file is stored whole or not at all and memory stays flat.
+//!
+//! Every write goes through one writer lock, which also guards the event-id index used to
+//! skip rows whose `event_id` is already stored.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use arrow::array::{AsArray, BooleanArray, RecordBatch};
+use arrow::compute::{concat_batches, filter_record_batch};
+use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::common::{DataFusionError, Result as DfResult};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::sink::{DataSink, DataSinkExec};
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::union::UnionExec;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
+use futures::StreamExt;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use super::dedupe::{EventIdIndex, day_of_micros, day_string};
+use super::durable;
+use super::manifest::{Manifest, UsageFile};
+use super::wal::{self, Wal};
+use crate::error::{Error, Result};
+use crate::schema;
+
+/// Rows per Parquet row group written by compaction and ingest.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// Bulk ingest flushes row groups once its open writers buffer this many bytes in all.
+const BULK_BUFFER_BYTES: usize = 128 * 1024 * 1024;
+
+/// Counts from one write.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WriteCounts {
+    pub stored: u64,
+    pub duplicates: u64,
+}
+
+/// What readers see: the published Parquet files and the rows still only in the WAL.
+#[derive(Debug, Default)]
+struct Snapshot {
+    files: Vec<UsageFile>,
+    buffer: Vec<RecordBatch>,
+    buffered_rows: usize,
+}
+
+/// State only the writer touches.
+#[derive(Debug)]
+struct Writer {
+    wal: Option<Wal>,
+    manifest: Manifest,
+    ids: EventIdIndex,
+}
+
+/// The `usage` table.
+#[derive(Debug)]
+pub struct UsageStore {
+    /// `None` for an in-memory engine: nothing is written to disk.
+    data_dir: Option<PathBuf>,
+    schema: SchemaRef,
+    snapshot: RwLock<Snapshot>,
+    writer: Mutex<Writer>,
+    defaults: HashMap<String, Expr>,
+}
+
+/// What opening found in the data directory.
+#[derive(Debug, Default)]
+pub struct OpenReport {
+    pub replayed_rows: u64,
+    pub truncated_bytes: u64,
+    pub truncated_file: Option<PathBuf>,
+}
+
+impl UsageStore {
+    /// Open `usage` in `data_dir` (or in memory), replaying the write-ahead log.
+    pub fn open(
+        data_dir: Option<&Path>,
+        id_cache_entries: usize,
+        defaults: HashMap<String, Expr>,
+    ) -> Result<(Arc<Self>, OpenReport)> {
+        let schema = schema::usage_schema();
+        let mut report = OpenReport::default();
+        let mut snapshot = Snapshot::default();
+        let (manifest, wal) = match data_dir {
+            None => (Manifest::default(), None),
+            Some(dir) => {
+                let manifest = Manifest::load(dir)?;
+                for file in &manifest.usage_files {
+                    check_part(&dir.join(&file.path), file.rows)?;
+                }
+                let wal_dir = dir.join("wal");
+                let replay = wal::replay(&wal_dir, manifest.wal_checkpoint, &schema)?;
+                report.truncated_bytes = replay.truncated_bytes;
+                report.truncated_file = replay.truncated_file;
+                let mut newest = manifest.wal_checkpoint + 1;
+                for record in replay.records {
+                    newest = newest.max(record.segment);
+                    report.replayed_rows += record.batch.num_rows() as u64;
+                    snapshot.buffered_rows += record.batch.num_rows();
+                    snapshot.buffer.push(record.batch);
+                }
+                snapshot.files = manifest.usage_files.clone();
+                let wal = Wal::open(&wal_dir, newest)?;
+                (manifest, Some(wal))
+            }
+        };
+        let store = Arc::new(UsageStore {
+            data_dir: data_dir.map(Path::to_path_buf),
+            schema,
+            snapshot: RwLock::new(snapshot),
+            writer: Mutex::new(Writer {
+                wal,
+                manifest,
+                ids: EventIdIndex::new(id_cache_entries),
+            }),
+            defaults,
+        });
+        Ok((store, report))
+    }
+
+    /// Rows buffered in the WAL and not yet in Parquet.
+    pub fn buffered_rows(&self) -> usize {
+        self.read_snapshot().buffered_rows
+    }
+
+    /// Rows in the table.
+    pub fn row_count(&self) -> u64 {
+        let snap = self.read_snapshot();
+        snap.files.iter().map(|f| f.rows).sum::<u64>() + snap.buffered_rows as u64
+    }
+
+    fn read_snapshot(&self) -> std::sync::RwLockReadGuard<'_, Snapshot> {
+        self.snapshot.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_snapshot(&self) -> std::sync::RwLockWriteGuard<'_, Snapshot> {
+        self.snapshot.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_writer(&self) -> std::sync::MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Store one statement's rows: skip stored event ids, log, fsync, then publish.
+    /// Blocking: call from a blocking thread.
+    pub fn append(&self, batch: &RecordBatch) -> Result<WriteCounts> {
+        validate(batch)?;
+        let mut writer = self.lock_writer();
+        let writer = &mut *writer;
+        let keep = self.dedupe(&mut writer.ids, batch)?;
+        let kept = filter_record_batch(batch, &keep.mask)?;
+        let counts = WriteCounts {
+            stored: kept.num_rows() as u64,
+            duplicates: (batch.num_rows() - kept.num_rows()) as u64,
+        };
+        if kept.num_rows() == 0 {
+            return Ok(counts);
+        }
+        if let Some(wal) = writer.wal.as_mut()
+            && let Err(e) = wal.append(&kept)
+        {
+            writer.ids.forget(&keep.added);
+            return Err(e);
+        }
+        let mut snap = self.write_snapshot();
+        snap.buffered_rows += kept.num_rows();
+        snap.buffer.push(kept);
+        Ok(counts)
+    }
+
+    /// Which rows of `batch` are new; records their ids as stored.
+    fn dedupe(&self, ids: &mut EventIdIndex, batch: &RecordBatch) -> Result<Kept> {
+        let event_ids = batch.column(0).as_string::<i32>();
+        let ts = batch.column(1).as_primitive::<TimestampMicrosecondType>();
+        let mut mask = Vec::with_capacity(batch.num_rows());
+        let mut added = Vec::new();
+        for row in 0..batch.num_rows() {
+            let day = day_of_micros(ts.value(row));
+            if !ids.is_loaded(day) {
+                let loaded = self.load_day_ids(day)?;
+                ids.insert_day(day, loaded);
+            }
+            let hash = EventIdIndex::hash(event_ids.value(row));
+            let new = ids.insert(day, hash);
+            if new {
+                added.push((day, hash));
+            }
+            mask.push(new);
+        }
+        Ok(Kept {
+            mask: BooleanArray::from(mask),
+            added,
+        })
+    }
+
+    /// The hashed event ids already stored for `day` (files and buffer).
+    fn load_day_ids(&self, day: i32) -> Result<Vec<u128>> {
+        let mut hashes = Vec::new();
+        let (paths, buffer) = {
+            let snap = self.read_snapshot();
+            let day_name = day_string(day);
+            let paths: Vec<PathBuf> = match &self.data_dir {
+                Some(dir) => snap
+                    .files
+                    .iter()
+                    .filter(|f| f.day == day_name)
+                    .map(|f| dir.join(&f.path))
+                    .collect(),
+                None => Vec::new(),
+            };
+            (paths, snap.buffer.clone())
+        };
+        for path in paths {
+            read_event_ids(&path, &mut hashes)?;
+        }
+        for batch in &buffer {
+            let event_ids = batch.column(0).as_string::<i32>();
+            let ts = batch.column(1).as_primitive::<TimestampMicrosecondType>();
+            for row in 0..batch.num_rows() {
+                if day_of_micros(ts.value(row)) == day {
+                    hashes.push(EventIdIndex::hash(event_ids.value(row)));
+                }
+            }
+        }
+        Ok(hashes)
+    }
+
+    /// Fold the WAL-buffered rows into day-partitioned Parquet files and retire the log
+    /// segments they came from. Blocking. Returns the rows moved.
+    pub fn compact(&self) -> Result<u64> {
+        let Some(dir) = self.data_dir.clone() else {
+            return Ok(0);
+        };
+        let mut writer = self.lock_writer();
+        let buffer = self.read_snapshot().buffer.clone();
+        if buffer.is_empty() {
+            return Ok(0);
+        }
+        let sealed = match writer.wal.as_mut() {
+            Some(wal) => wal.rotate()?,
+            None => return Ok(0),
+        };
+        let all = concat_batches(&self.schema, &buffer)?;
+        let mut manifest = writer.manifest.clone();
+        let mut new_files = Vec::new();
+        for (day, rows) in split_by_day(&all)? {
+            let file = write_part(&dir, &mut manifest, day, std::slice::from_ref(&rows))?;
+            new_files.push(file);
+        }
+        manifest.usage_files.extend(new_files.iter().cloned());
+        manifest.wal_checkpoint = sealed;
+        manifest.store(&dir)?;
+        writer.manifest = manifest;
+        {
+            let mut snap = self.write_snapshot();
+            snap.files.extend(new_files);
+            snap.buffer.clear();
+            snap.buffered_rows = 0;
+        }
+        if let Some(wal) = writer.wal.as_ref() {
+            wal.remove_through(sealed)?;
+        }
+        Ok(all.num_rows() as u64)
+    }
+
+    /// Start a bulk write that stores whole or not at all. Blocking.
+    pub fn bulk_writer(self: &Arc<Self>) -> BulkWriter {
+        BulkWriter {
+            store: Arc::clone(self),
+            days: HashMap::new(),
+            added: Vec::new(),
+            memory: Vec::new(),
+            counts: WriteCounts::default(),
+            finished: false,
+        }
+    }
+
+    fn table_for_files(&self, files: &[UsageFile]) -> DfResult<Option<ListingTable>> {
+        let Some(dir) = &self.data_dir else {
+            return Ok(None);
+        };
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let urls = files
+            .iter()
+            .map(|f| {
+                let path = dir.join(&f.path);
+                ListingTableUrl::parse(path.to_string_lossy())
+            })
+            .collect::<DfResult<Vec<_>>>()?;
+        let options =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .with_schema(Arc::clone(&self.schema));
+        Ok(Some(ListingTable::try_new(config)?))
+    }
+}
+
+struct Kept {
+    mask: BooleanArray,
+    added: Vec<(i32, u128)>,
+}
+
+/// Reject values no adapter should produce: negative token counts.
+fn validate(batch: &RecordBatch) -> Result<()> {
+    for name in [
+        "input_tokens",
+        "cached_input_tokens",
+        "cache_write_tokens",
+        "cache_write_1h_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+        "requests",
+    ] {
+        let Some(column) = batch.column_by_name(name) else {
+            continue;
+        };
+        let values = column.as_primitive::<arrow::datatypes::Int64Type>();
+        if let Some(bad) = values.iter().flatten().find(|v| *v < 0) {
+            return Err(Error::Invalid(format!(
+                "usage.{name} must not be negative (got {bad})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Check that a published part is present, has a readable footer and the rows the manifest
+/// says, so damage is reported at start with the file's name rather than mid-query.
+fn check_part(path: &Path, rows: u64) -> Result<()> {
+    const ADVICE: &str = "the data directory is damaged; restore the file from a backup";
+    let file = File::open(path).map_err(|e| {
+        Error::corrupt(
+            path,
+            format!("listed in manifest.json but unreadable ({e}): {ADVICE}"),
+        )
+    })?;
+    let metadata = parquet::file::metadata::ParquetMetaDataReader::new()
+        .parse_and_finish(&file)
+        .map_err(|e| Error::corrupt(path, format!("not a valid Parquet file ({e}): {ADVICE}")))?;
+    let found = u64::try_from(metadata.file_metadata().num_rows()).unwrap_or(0);
+    if found != rows {
+        return Err(Error::corrupt(
+            path,
+            format!("has {found} rows but manifest.json says {rows}: {ADVICE}"),
+        ));
+    }
+    Ok(())
+}
+
+fn read_event_ids(path: &Path, out: &mut Vec<u128>) -> Result<()> {
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| Error::corrupt(path, format!("unreadable Parquet file: {e}")))?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [0]);
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .map_err(|e| Error::corrupt(path, format!("unreadable Parquet file: {e}")))?;
+    for batch in reader {
+        let batch =
+            batch.map_err(|e| Error::corrupt(path, format!("unreadable Parquet file: {e}")))?;
+        let ids = batch
+            .column(0)
+            .as_string_opt::<i32>()
+            .ok_or_else(|| Error::corrupt(path, "event_id column is not text"))?;
+        for id in ids.iter().flatten() {
+            out.push(EventIdIndex::hash(id));
+        }
+    }
+    Ok(())
+}
+
+/// Split rows by their UTC day.
+fn split_by_day(batch: &RecordBatch) -> Result<Vec<(i32, RecordBatch)>> {
+    let ts = batch.column(1).as_primitive::<TimestampMicrosecondType>();
+    let days: Vec<i32> = ts.values().iter().map(|v| day_of_micros(*v)).collect();
+    let mut distinct = days.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let mut out = Vec::with_capacity(distinct.len());
+    for day in distinct {
+        let mask = BooleanArray::from(days.iter().map(|d| *d == day).collect::<Vec<_>>());
+        out.push((day, filter_record_batch(batch, &mask)?));
+    }
+    Ok(out)
+}
+
+fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build()
+}
+
+fn part_path(dir: &Path, manifest: &mut Manifest, day: i32) -> (String, PathBuf) {
+    let day_name = day_string(day);
+    let relative = format!(
+        "usage/day={day_name}/part-{:020}.parquet",
+        manifest.next_part
+    );
+    manifest.next_part += 1;
+    let full = dir.join(&relative);
+    (relative, full)
+}
+
+/// Write `batches` (all on `day`) as one published Parquet part.
+fn write_part(
+    dir: &Path,
+    manifest: &mut Manifest,
+    day: i32,
+    batches: &[RecordBatch],
+) -> Result<UsageFile> {
+    let (relative, full) = part_path(dir, manifest, day);
+    let mut staged = StagedPart::create(day, relative, full)?;
+    for batch in batches {
+        staged.write(batch)?;
+    }
+    staged.publish()
+}
+
+/// A Parquet part being written at its temporary path.
+struct StagedPart {
+    day: i32,
+    relative: String,
+    full: PathBuf,
+    tmp: PathBuf,
+    writer: Option<ArrowWriter<File>>,
+    rows: u64,
+}
+
+impl StagedPart {
+    fn create(day: i32, relative: String, full: PathBuf) -> Result<Self> {
+        if let Some(parent) = full.parent() {
+            durable::create_dir_durable(parent)?;
+        }
+        let tmp = durable::tmp_path(&full);
+        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let writer = ArrowWriter::try_new(file, schema::usage_schema(), Some(writer_properties()))
+            .map_err(|e| Error::corrupt(&tmp, e))?;
+        Ok(StagedPart {
+            day,
+            relative,
+            full,
+            tmp,
+            writer: Some(writer),
+            rows: 0,
+        })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if let Some(w) = self.writer.as_mut() {
+            w.write(batch).map_err(|e| Error::corrupt(&self.tmp, e))?;
+            self.rows += batch.num_rows() as u64;
+        }
+        Ok(())
+    }
+
+    fn buffered_bytes(&self) -> usize {
+        self.writer.as_ref().map_or(0, |w| w.in_progress_size())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if let Some(w) = self.writer.as_mut() {
+            w.flush().map_err(|e| Error::corrupt(&self.tmp, e))?;
+        }
+        Ok(())
+    }
+
+    fn publish(mut self) -> Result<UsageFile> {
+        if let Some(w) = self.writer.take() {
+            w.close().map_err(|e| Error::corrupt(&self.tmp, e))?;
+        }
+        durable::publish(&self.tmp, &self.full)?;
+        let bytes = std::fs::metadata(&self.full)
+            .map_err(|e| Error::io(&self.full, e))?
+            .len();
+        Ok(UsageFile {
+            path: self.relative.clone(),
+            day: day_string(self.day),
+            rows: self.rows,
+            bytes,
+        })
+    }
+}
+
+impl Drop for StagedPart {
+    fn drop(&mut self) {
+        if self.writer.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// A whole-or-nothing write of many rows, e.g. one ingested file.
+///
+/// Rows go to one staged Parquet part per day; [`BulkWriter::commit`] publishes them all with
+/// one manifest update. Dropping it without commit removes the staged files.
+pub struct BulkWriter {
+    store: Arc<UsageStore>,
+    days: HashMap<i32, StagedPart>,
+    added: Vec<(i32, u128)>,
+    /// Rows kept in memory for an in-memory engine.
+    memory: Vec<RecordBatch>,
+    counts: WriteCounts,
+    finished: bool,
+}
+
+impl BulkWriter {
+    /// Add rows. Rows whose event id is stored, or was written earlier in this bulk write,
+    /// are skipped.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<WriteCounts> {
+        validate(batch)?;
+        let keep = {
+            let mut writer = self.store.lock_writer();
+            self.store.dedupe(&mut writer.ids, batch)?
+        };
+        self.added.extend_from_slice(&keep.added);
+        let kept = filter_record_batch(batch, &keep.mask)?;
+        let counts = WriteCounts {
+            stored: kept.num_rows() as u64,
+            duplicates: (batch.num_rows() - kept.num_rows()) as u64,
+        };
+        self.counts.stored += counts.stored;
+        self.counts.duplicates += counts.duplicates;
+        if kept.num_rows() == 0 {
+            return Ok(counts);
+        }
+        let Some(dir) = self.store.data_dir.clone() else {
+            self.memory.push(kept);
+            return Ok(counts);
+        };
+        for (day, rows) in split_by_day(&kept)? {
+            let part = match self.days.entry(day) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    let mut writer = self.store.lock_writer();
+                    let (relative, full) = part_path(&dir, &mut writer.manifest, day);
+                    v.insert(StagedPart::create(day, relative, full)?)
+                }
+            };
+            part.write(&rows)?;
+        }
+        self.limit_memory()?;
+        Ok(counts)
+    }
+
+    /// Keep the open writers' buffered row groups under [`BULK_BUFFER_BYTES`].
+    fn limit_memory(&mut self) -> Result<()> {
+        let total: usize = self.days.values().map(StagedPart::buffered_bytes).sum();
+        if total <= BULK_BUFFER_BYTES {
+            return Ok(());
+        }
+        for part in self.days.values_mut() {
+            if part.buffered_bytes() > 0 {
+                part.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Totals so far.
+    pub fn counts(&self) -> WriteCounts {
+        self.counts
+    }
+
+    /// Publish every staged part with one durable manifest update.
+    pub fn commit(mut self) -> Result<WriteCounts> {
+        self.finished = true;
+        let store = Arc::clone(&self.store);
+        let Some(dir) = store.data_dir.clone() else {
+            let rows: usize = self.memory.iter().map(RecordBatch::num_rows).sum();
+            let mut snap = store.write_snapshot();
+            snap.buffered_rows += rows;
+            snap.buffer.append(&mut self.memory);
+            return Ok(self.counts);
+        };
+        let mut published = Vec::with_capacity(self.days.len());
+        let mut days: Vec<_> = self.days.drain().collect();
+        days.sort_by_key(|(day, _)| *day);
+        for (_, part) in days {
+            published.push(part.publish()?);
+        }
+        let mut writer = store.lock_writer();
+        let mut manifest = writer.manifest.clone();
+        manifest.usage_files.extend(published.iter().cloned());
+        if let Err(e) = manifest.store(&dir) {
+            writer.ids.forget(&self.added);
+            for file in &published {
+                let _ = std::fs::remove_file(dir.join(&file.path));
+            }
+            return Err(e);
+        }
+        writer.manifest = manifest;
+        store.write_snapshot().files.extend(published);
+        Ok(self.counts)
+    }
+}
+
+impl Drop for BulkWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Staged parts remove their temporary files as they drop.
+            self.days.clear();
+            let mut writer = self.store.lock_writer();
+            writer.ids.forget(&self.added);
+        }
+    }
+}
+
+impl UsageStore {
+    /// Plan a scan over the published files and the buffered rows.
+    pub async fn scan_plan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let (files, buffer) = {
+            let snap = self.read_snapshot();
+            (snap.files.clone(), snap.buffer.clone())
+        };
+        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+        if let Some(table) = self.table_for_files(&files)? {
+            inputs.push(table.scan(state, projection, filters, limit).await?);
+        }
+        if !buffer.is_empty() || inputs.is_empty() {
+            inputs.push(MemorySourceConfig::try_new_exec(
+                &[buffer],
+                Arc::clone(&self.schema),
+                projection.cloned(),
+            )?);
+        }
+        UnionExec::try_new(inputs)
+    }
+}
+
+/// The `usage` table as registered in the catalog: a handle on the shared store.
+#[derive(Debug, Clone)]
+pub struct UsageTable(pub Arc<UsageStore>);
+
+#[async_trait]
+impl TableProvider for UsageTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.0.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.0.defaults.get(column)
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.0.scan_plan(state, projection, filters, limit).await
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return Err(DataFusionError::NotImplemented(format!(
+                "{insert_op} into usage: usage only takes INSERT"
+            )));
+        }
+        let sink = UsageSink {
+            store: Arc::clone(&self.0),
+        };
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+}
+
+/// Collects an INSERT's rows and stores them as one WAL record.
+#[derive(Debug)]
+struct UsageSink {
+    store: Arc<UsageStore>,
+}
+
+impl DisplayAs for UsageSink {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "UsageSink")
+    }
+}
+
+#[async_trait]
+impl DataSink for UsageSink {
+    fn schema(&self) -> &SchemaRef {
+        &self.store.schema
+    }
+
+    async fn write_all(
+        &self,
+        mut data: SendableRecordBatchStream,
+        _context: &Arc<TaskContext>,
+    ) -> DfResult<u64> {
+        let mut batches = Vec::new();
+        while let Some(batch) = data.next().await {
+            batches.push(batch?);
+        }
+        let batch = concat_batches(&self.store.schema, &batches)?;
+        let store = Arc::clone(&self.store);
+        let counts = tokio::task::spawn_blocking(move || store.append(&batch))
+            .await
+            .map_err(|e| DataFusionError::Execution(format!("insert task failed: {e}")))??;
+        Ok(counts.stored)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn rows(ids: &[(&str, &str)]) -> RecordBatch {
+        crate::storage::test_rows(ids)
+    }
+
+    #[test]
+    fn append_skips_stored_and_repeated_event_ids() {
+        let (store, _) = UsageStore::open(None, 1000, HashMap::new()).expect("open");
+        let first = store
+            .append(&rows(&[
+                ("a", "2026-01-01T10:00:00Z"),
+                ("b", "2026-01-01T11:00:00Z"),
+            ]))
+            .expect("append");
+        assert_eq!(
+            first,
+            WriteCounts {
+                stored: 2,
+                duplicates: 0
+            }
+        );
+        let second = store
+            .append(&rows(&[
+                ("a", "2026-01-01T10:00:00Z"),
+                ("c", "2026-01-02T00:00:00Z"),
+                ("c", "2026-01-02T00:00:00Z"),
+            ]))
+            .expect("append");
+        assert_eq!(
+            second,
+            WriteCounts {
+                stored: 1,
+                duplicates: 2
+            }
+        );
+        assert_eq!(store.row_count(), 3);
+    }
+
+    #[test]
+    fn compaction_moves_rows_to_parquet_and_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let (store, _) =
+                UsageStore::open(Some(dir.path()), 1000, HashMap::new()).expect("open");
+            store
+                .append(&rows(&[
+                    ("a", "2026-01-01T10:00:00Z"),
+                    ("b", "2026-01-03T11:00:00Z"),
+                ]))
+                .expect("append");
+            assert_eq!(store.compact().expect("compact"), 2);
+            store
+                .append(&rows(&[("c", "2026-01-03T12:00:00Z")]))
+                .expect("append");
+        }
+        let (store, report) =
+            UsageStore::open(Some(dir.path()), 1000, HashMap::new()).expect("reopen");
+        assert_eq!(report.replayed_rows, 1);
+        assert_eq!(store.row_count(), 3);
+        assert!(dir.path().join("usage/day=2026-01-03").is_dir());
+        // A re-sent compacted row is still recognised after restart.
+        let again = store
+            .append(&rows(&[("b", "2026-01-03T11:00:00Z")]))
+            .expect("append");
+        assert_eq!(again.duplicates, 1);
+    }
+
+    #[test]
+    fn dropped_bulk_writer_stores_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = UsageStore::open(Some(dir.path()), 1000, HashMap::new()).expect("open");
+        {
+            let mut bulk = store.bulk_writer();
+            bulk.write(&rows(&[("a", "2026-01-01T10:00:00Z")]))
+                .expect("write");
+        }
+        assert_eq!(store.row_count(), 0);
+        let mut bulk = store.bulk_writer();
+        let counts = bulk
+            .write(&rows(&[("a", "2026-01-01T10:00:00Z")]))
+            .expect("write");
+        assert_eq!(
+            counts.stored, 1,
+            "an aborted write must not leave its ids behind"
+        );
+        bulk.commit().expect("commit");
+        assert_eq!(store.row_count(), 1);
+        let leftovers = durable::remove_tmp_files(dir.path()).expect("clean");
+        assert_eq!(leftovers, 0);
+    }
+}

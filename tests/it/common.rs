@@ -1,0 +1,120 @@
+//! Starting the real binary, as a user would.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The `spendql` binary built for these tests.
+pub fn spendql() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_spendql"));
+    cmd.env("SPENDQL_LOG", "warn").env_remove("SPENDQL_DATA");
+    cmd
+}
+
+/// Run `spendql sql` on `dir` and return its output.
+pub fn sql(dir: &Path, query: &str, format: &str) -> Output {
+    spendql()
+        .args(["sql", "--format", format, "--data"])
+        .arg(dir)
+        .arg(query)
+        .output()
+        .expect("run spendql sql")
+}
+
+/// Run `spendql sql` and return stdout, failing the test if it fails.
+pub fn sql_ok(dir: &Path, query: &str) -> String {
+    let out = sql(dir, query, "csv");
+    assert!(
+        out.status.success(),
+        "spendql sql {query:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8 output")
+}
+
+/// A running `spendql serve`.
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+    /// Keeps the stderr reader alive, so the server never blocks or fails writing to it.
+    _stderr: mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// Start `spendql serve` on a free loopback port with `extra` arguments.
+    pub fn start(dir: &Path, extra: &[&str]) -> Server {
+        let mut child = spendql()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(dir)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn spendql serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut seen = Vec::new();
+        let addr = loop {
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) => {
+                    if let Some(rest) = line.split(" on ").nth(1)
+                        && line.starts_with("spendql serving")
+                    {
+                        let addr = rest.split(';').next().unwrap_or_default().trim();
+                        break addr.parse().expect("server address");
+                    }
+                    seen.push(line);
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("server did not start; it printed: {seen:#?}");
+                }
+            }
+        };
+        Server {
+            child,
+            addr,
+            _stderr: rx,
+        }
+    }
+
+    /// Connect with tokio-postgres as any user (loopback needs no password).
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        let config = format!(
+            "host={} port={} user=tester dbname=spendql connect_timeout=10",
+            self.addr.ip(),
+            self.addr.port()
+        );
+        let (client, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls)
+            .await
+            .expect("connect to spendql");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let status = self.child.wait().expect("wait for server");
+        assert!(status.success(), "server exited with {status}");
+    }
+}

@@ -1,0 +1,136 @@
+//! The Postgres endpoint as psql and drivers use it.
+
+use std::process::Command;
+
+use crate::common::Server;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_counts_the_demo_spend_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &["--demo"]);
+    let client = server.connect().await;
+    let usage: i64 = client
+        .query_one("SELECT count(*) FROM usage", &[])
+        .await
+        .expect("count usage")
+        .get(0);
+    assert!(usage > 100_000, "the demo has a realistic volume: {usage}");
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            &server.addr.ip().to_string(),
+            "-p",
+            &server.addr.port().to_string(),
+            "-U",
+            "analyst",
+            "-At",
+            "-c",
+            "SELECT count(*) FROM spend",
+            "spendql",
+        ])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .expect("psql is installed (.ci/run installs postgresql-client)");
+    assert!(
+        out.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        usage.to_string()
+    );
+
+    // Every view of the spec answers, and the demo gives each something to show.
+    for view in [
+        "spend",
+        "spend_daily",
+        "unattributed_spend",
+        "budget_status",
+        "anomalies",
+        "recommendations",
+        "policy_violations",
+        "keys_due_for_rotation",
+        "unit_economics",
+        "invoice_reconciliation",
+        "focus",
+        "maturity",
+    ] {
+        let n: i64 = client
+            .query_one(&format!("SELECT count(*) FROM {view}"), &[])
+            .await
+            .unwrap_or_else(|e| panic!("{view}: {e}"))
+            .get(0);
+        assert!(n > 0, "{view} is empty on the demo data");
+    }
+    let priced: i64 = client
+        .query_one("SELECT count(*) FROM spend WHERE NOT priced", &[])
+        .await
+        .expect("unpriced")
+        .get(0);
+    assert_eq!(priced, 0, "every demo row has a price");
+
+    // A restart with --demo keeps the data and does not write it twice.
+    server.stop();
+    let server = Server::start(dir.path(), &["--demo"]);
+    let client = server.connect().await;
+    let again: i64 = client
+        .query_one("SELECT count(*) FROM usage", &[])
+        .await
+        .expect("count usage")
+        .get(0);
+    assert_eq!(again, usage);
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extended_protocol_parameters_numeric_and_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let client = server.connect().await;
+    client
+        .simple_query(
+            "INSERT INTO budgets (budget_id, scope, scope_value, amount) VALUES ('b1', 'team', 'search', 1234.5)",
+        )
+        .await
+        .expect("insert");
+    let rows = client
+        .query(
+            "SELECT budget_id, CAST(amount AS VARCHAR) FROM budgets WHERE scope_value = $1",
+            &[&"search"],
+        )
+        .await
+        .expect("extended query");
+    assert_eq!(rows.len(), 1);
+    let amount: String = rows[0].get(1);
+    assert_eq!(amount, "1234.500000000000");
+    let messages = client
+        .simple_query("SELECT amount FROM budgets")
+        .await
+        .expect("simple query");
+    let text = messages.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+        _ => None,
+    });
+    assert_eq!(
+        text.as_deref(),
+        Some("1234.500000000000"),
+        "NUMERIC keeps its scale"
+    );
+    let err = client
+        .simple_query("SELECT * FROM no_such_table")
+        .await
+        .expect_err("unknown table");
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE)
+    );
+    // The connection is still usable after an error.
+    let one: i64 = client
+        .query_one("SELECT CAST(1 AS BIGINT)", &[])
+        .await
+        .expect("after error")
+        .get(0);
+    assert_eq!(one, 1);
+    server.stop();
+}
