@@ -3,7 +3,13 @@
 -- budget runs out at that rate, and a status (ok, warning, exceeded, forecast_exceeds).
 WITH periods AS (
   SELECT b.*,
-    date_trunc(b.period, now()) AS period_start,
+    CASE b.period
+      WHEN 'day' THEN date_trunc('day', now())
+      WHEN 'week' THEN date_trunc('week', now())
+      WHEN 'month' THEN date_trunc('month', now())
+      WHEN 'quarter' THEN date_trunc('quarter', now())
+      ELSE date_trunc('year', now())
+    END AS period_start,
     CASE b.period
       WHEN 'day' THEN date_trunc('day', now()) + INTERVAL '1 day'
       WHEN 'week' THEN date_trunc('week', now()) + INTERVAL '7 days'

@@ -8,7 +8,8 @@ SELECT
   COALESCE(feature, '(unattributed)') AS scope_value,
   provider, model,
   'the same prompt was sent ' || CAST(sum(requests) AS VARCHAR) || ' times (prompt_hash ' || prompt_hash || ')' AS detail,
-  CAST(sum(list_cost) * CAST(sum(requests) - 1 AS DECIMAL(38, 12)) / CAST(sum(requests) AS DECIMAL(38, 12)) AS DECIMAL(38, 12)) AS estimated_monthly_savings
+  -- every request after the first could be a cache hit
+  CAST(sum(list_cost) - sum(list_cost) / sum(requests) AS DECIMAL(38, 12)) AS estimated_monthly_savings
 FROM spend
 WHERE prompt_hash IS NOT NULL AND ts >= now() - INTERVAL '30 days'
 GROUP BY feature, provider, model, prompt_hash

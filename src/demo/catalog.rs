@@ -1,7 +1,7 @@
 //! The demo price catalog and model metadata.
 //!
 //! Prices come from `prices.csv`, extracted once from genai-prices (MIT) by
-//! `extract_prices.py` and embedded, so the demo never reads anything outside the binary.
+//! `scripts/extract_demo_prices.py` and embedded, so the demo never reads anything outside the binary.
 
 use std::str::FromStr;
 

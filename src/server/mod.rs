@@ -122,9 +122,12 @@ pub async fn run(
         let cancel = Arc::clone(&cancel_handler);
         match Arc::clone(&permits).try_acquire_owned() {
             Ok(permit) => {
-                let session = Arc::new(Session::new(Arc::clone(&shared)));
+                let shared = Arc::clone(&shared);
                 connections.spawn(async move {
                     let _permit = permit;
+                    // Built here, not in the accept loop: a DataFusion session
+                    // is not free, and accepting must not wait for it.
+                    let session = Arc::new(Session::new(shared));
                     let result = serve(
                         socket,
                         Arc::clone(&session),

@@ -15,7 +15,7 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::expr::{Cast, Placeholder, TryCast};
-use datafusion::logical_expr::{Expr, LogicalPlan, WriteOp};
+use datafusion::logical_expr::{Expr, LogicalPlan, Statement as PlanStatement, WriteOp};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParserBuilder, ResetStatement, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::{
@@ -62,6 +62,9 @@ use super::{Shared, df_error, fatal_error, pg_error};
 pub const DATABASE: &str = "spendql";
 /// What `server_version` reports: PostgreSQL 16 wire and SQL conventions.
 pub const SERVER_VERSION: &str = "16.6";
+
+/// Highest `$n` accepted (PostgreSQL's limit; Bind counts are 16-bit).
+const MAX_PARAMETERS: usize = 65_535;
 
 /// PostgreSQL session variables answered locally, with their defaults and
 /// canonical spelling. SET of one of these never reaches DataFusion.
@@ -1016,6 +1019,10 @@ fn outcome(plan: &LogicalPlan, statement: &DFStatement) -> Outcome {
             other => Outcome::Command(other.name().to_ascii_uppercase()),
         },
         LogicalPlan::Copy(_) => Outcome::Count("COPY"),
+        // `EXECUTE name(…)` runs a prepared query and returns its rows.
+        LogicalPlan::Statement(PlanStatement::Execute(_)) => Outcome::Rows,
+        // DDL plans carry the schema of what they create, but return nothing.
+        LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) => Outcome::Command(command_tag(statement)),
         p if p.schema().fields().is_empty() => Outcome::Command(command_tag(statement)),
         _ => Outcome::Rows,
     }
@@ -1068,11 +1075,11 @@ fn describe(plan: &LogicalPlan, statement: &DFStatement) -> PgWireResult<Describ
         let index = id
             .strip_prefix('$')
             .and_then(|n| n.parse::<usize>().ok())
-            .filter(|n| *n >= 1)
+            .filter(|n| (1..=MAX_PARAMETERS).contains(n))
             .ok_or_else(|| {
                 pg_error(
                     SYNTAX_ERROR,
-                    format!("unsupported parameter {id}: use $1, $2, …"),
+                    format!("unsupported parameter {id}: use $1 … ${MAX_PARAMETERS}"),
                 )
             })?;
         if params.len() < index {
@@ -1116,4 +1123,94 @@ fn row_stream(
         };
         futures::stream::iter(rows)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(sql: &str) -> Kind {
+        let mut statements = parse_sql(sql).expect("parses");
+        assert_eq!(statements.len(), 1, "{sql}");
+        classify(statements.remove(0))
+    }
+
+    #[test]
+    fn session_statements_are_answered_locally() {
+        assert!(matches!(kind("BEGIN"), Kind::Begin));
+        assert!(matches!(kind("START TRANSACTION"), Kind::Begin));
+        assert!(matches!(kind("COMMIT"), Kind::Commit));
+        assert!(matches!(kind("ROLLBACK"), Kind::Rollback));
+        assert!(matches!(
+            kind("ROLLBACK TO SAVEPOINT s"),
+            Kind::Noop("ROLLBACK")
+        ));
+        assert!(matches!(
+            kind("SET application_name = 'x'"),
+            Kind::Set { name, value: Some(v) } if name == "application_name" && v == "x"
+        ));
+        assert!(matches!(
+            kind("SET DateStyle TO ISO, MDY"),
+            Kind::Set { name, value: Some(v) } if name == "datestyle" && v == "ISO, MDY"
+        ));
+        assert!(matches!(
+            kind("SET TIME ZONE 'UTC'"),
+            Kind::Set { name, .. } if name == "timezone"
+        ));
+        assert!(matches!(
+            kind("SHOW server_version"),
+            Kind::Show { name } if name == "server_version"
+        ));
+        // DataFusion's own settings and queries go to DataFusion.
+        assert!(matches!(
+            kind("SET datafusion.execution.batch_size = 1024"),
+            Kind::Sql { .. }
+        ));
+        assert!(matches!(kind("SHOW ALL"), Kind::Sql { .. }));
+        assert!(matches!(kind("SELECT 1"), Kind::Sql { .. }));
+    }
+
+    #[test]
+    fn empty_and_comment_only_queries_have_no_statements() {
+        assert!(parse_sql("").expect("empty").is_empty());
+        assert!(parse_sql(" ; ;").expect("semicolons").is_empty());
+        assert!(parse_sql("-- ping").expect("comment").is_empty());
+        assert!(parse_sql("/* x */").expect("block comment").is_empty());
+        assert_eq!(parse_sql("SELECT 1; SELECT 2").expect("two").len(), 2);
+    }
+
+    #[test]
+    fn command_tags() {
+        let tag = |sql: &str| command_tag(&parse_sql(sql).expect("parses")[0]);
+        assert_eq!(tag("CREATE OR REPLACE VIEW v AS SELECT 1"), "CREATE VIEW");
+        assert_eq!(tag("DROP TABLE IF EXISTS t"), "DROP TABLE");
+        assert_eq!(
+            tag("CREATE EXTERNAL TABLE t STORED AS CSV LOCATION 'x'"),
+            "CREATE TABLE"
+        );
+    }
+
+    #[test]
+    fn only_loopback_peers() {
+        for ip in ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_loopback(ip.parse().expect("ip")), "{ip}");
+        }
+        for ip in ["192.0.2.2", "10.0.0.1", "::ffff:10.0.0.1", "fd00::2"] {
+            assert!(!is_loopback(ip.parse().expect("ip")), "{ip}");
+        }
+    }
+
+    #[test]
+    fn variables_set_reset_and_report() {
+        let mut vars = Vars::default();
+        vars.set("application_name", "a".into());
+        assert_eq!(
+            vars.get("application_name"),
+            Some(("application_name", "a"))
+        );
+        vars.reset("application_name");
+        assert_eq!(vars.get("application_name"), Some(("application_name", "")));
+        assert_eq!(vars.get("datestyle"), Some(("DateStyle", "ISO, MDY")));
+        assert!(is_utf8_name("utf-8") && is_utf8_name("UTF8") && !is_utf8_name("LATIN1"));
+    }
 }

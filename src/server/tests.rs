@@ -161,6 +161,30 @@ async fn simple_and_extended_queries() {
         .expect("text param");
     assert_eq!(row.get::<_, String>(0), "hello");
 
+    let price = rust_decimal::Decimal::new(3_25, 2);
+    assert_eq!(
+        client
+            .execute(
+                "INSERT INTO items VALUES ($1, $2, $3)",
+                &[&3i64, &"c", &price]
+            )
+            .await
+            .expect("insert with params"),
+        1
+    );
+    let msgs = client
+        .simple_query("SELECT price FROM items WHERE id = 3")
+        .await
+        .expect("inserted price");
+    assert_eq!(texts(&msgs), vec![vec![Some("3.250000000000".to_owned())]]);
+    assert_eq!(
+        client
+            .execute("DELETE FROM items WHERE id = 3", &[])
+            .await
+            .expect("delete inserted"),
+        1
+    );
+
     assert_eq!(
         client
             .execute("UPDATE items SET name = $1 WHERE id = $2", &[&"z", &1i64])
@@ -182,6 +206,86 @@ async fn simple_and_extended_queries() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].get::<_, String>(1), "z");
 
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn binary_results_decode_in_tokio_postgres() {
+    let (server, _engine) = TestServer::start(ServerOptions::default()).await;
+    let client = server.connect().await;
+    let row = client
+        .query_one(
+            "SELECT true AS b, arrow_cast(7, 'Int16') AS i2, arrow_cast(8, 'Int32') AS i4, \
+             CAST(9 AS BIGINT) AS i8, arrow_cast(1.5, 'Float32') AS f4, CAST(2.25 AS DOUBLE) AS f8, \
+             'héllo' AS t, X'DEADBEEF' AS by, DATE '2026-10-01' AS d, \
+             TIMESTAMP '2026-10-01 12:00:00.5' AS ts, \
+             arrow_cast(TIMESTAMP '2026-10-01 12:00:00', 'Timestamp(Microsecond, Some(\"UTC\"))') AS tstz, \
+             arrow_cast(TIME '12:34:56', 'Time64(Microsecond)') AS tm, \
+             CAST(-1234.5678 AS DECIMAL(30, 6)) AS n, make_array(1, 2, NULL) AS arr, \
+             CAST(NULL AS INT) AS nul",
+            &[],
+        )
+        .await
+        .expect("typed row");
+    assert!(row.get::<_, bool>("b"));
+    assert_eq!(row.get::<_, i16>("i2"), 7);
+    assert_eq!(row.get::<_, i32>("i4"), 8);
+    assert_eq!(row.get::<_, i64>("i8"), 9);
+    assert_eq!(row.get::<_, f32>("f4"), 1.5);
+    assert_eq!(row.get::<_, f64>("f8"), 2.25);
+    assert_eq!(row.get::<_, String>("t"), "héllo");
+    assert_eq!(row.get::<_, Vec<u8>>("by"), vec![0xde, 0xad, 0xbe, 0xef]);
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 10, 1).expect("date");
+    assert_eq!(row.get::<_, chrono::NaiveDate>("d"), date);
+    let noon = date.and_hms_opt(12, 0, 0).expect("time");
+    assert_eq!(
+        row.get::<_, chrono::NaiveDateTime>("ts"),
+        noon + chrono::Duration::milliseconds(500)
+    );
+    assert_eq!(
+        row.get::<_, chrono::DateTime<chrono::Utc>>("tstz"),
+        noon.and_utc()
+    );
+    assert_eq!(
+        row.get::<_, chrono::NaiveTime>("tm"),
+        chrono::NaiveTime::from_hms_opt(12, 34, 56).expect("time")
+    );
+    assert_eq!(
+        row.get::<_, rust_decimal::Decimal>("n").to_string(),
+        "-1234.567800"
+    );
+    assert_eq!(
+        row.get::<_, Vec<Option<i64>>>("arr"),
+        vec![Some(1), Some(2), None]
+    );
+    assert_eq!(row.get::<_, Option<i32>>("nul"), None);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn startup_reports_postgres_parameters() {
+    let (server, _engine) = TestServer::start(ServerOptions::default()).await;
+    let config = format!(
+        "host=127.0.0.1 port={} user=tester dbname=spendql application_name=itest",
+        server.addr.port()
+    );
+    let (client, connection) = tokio_postgres::connect(&config, NoTls)
+        .await
+        .expect("connect");
+    for (name, value) in [
+        ("server_version", "16.6"),
+        ("server_encoding", "UTF8"),
+        ("client_encoding", "UTF8"),
+        ("DateStyle", "ISO, MDY"),
+        ("TimeZone", "UTC"),
+        ("integer_datetimes", "on"),
+        ("standard_conforming_strings", "on"),
+        ("application_name", "itest"),
+    ] {
+        assert_eq!(connection.parameter(name), Some(value), "{name}");
+    }
+    tokio::spawn(connection);
+    client.simple_query("SELECT 1").await.expect("query");
     server.shutdown().await;
 }
 
@@ -218,6 +322,13 @@ async fn session_statements() {
     assert!(texts(&msgs).is_empty());
     let msgs = client.simple_query("-- ping").await.expect("comment");
     assert!(texts(&msgs).is_empty());
+
+    // DDL answers with its command name and no rows.
+    let msgs = client
+        .simple_query("CREATE VIEW v_one AS SELECT 1 AS x; SELECT x FROM v_one; DROP VIEW v_one")
+        .await
+        .expect("ddl");
+    assert_eq!(texts(&msgs), vec![vec![Some("1".to_owned())]]);
 
     // SET/SHOW through the extended protocol too.
     client

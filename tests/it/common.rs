@@ -118,3 +118,13 @@ impl Server {
         assert!(status.success(), "server exited with {status}");
     }
 }
+
+impl Drop for Server {
+    /// A failing test must not leave a server running.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -56,11 +56,15 @@ async fn psql_counts_the_demo_spend_rows() {
         "focus",
         "maturity",
     ] {
-        let n: i64 = client
-            .query_one(&format!("SELECT count(*) FROM {view}"), &[])
+        // Fetch every column: a count alone would not evaluate them.
+        let rows = client
+            .simple_query(&format!("SELECT * FROM {view} LIMIT 100000"))
             .await
-            .unwrap_or_else(|e| panic!("{view}: {e}"))
-            .get(0);
+            .unwrap_or_else(|e| panic!("{view}: {e}"));
+        let n = rows
+            .iter()
+            .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+            .count();
         assert!(n > 0, "{view} is empty on the demo data");
     }
     let priced: i64 = client

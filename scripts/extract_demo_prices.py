@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerates src/demo/prices.csv from a genai-prices data.json (development time only).
 
-Usage: python3 src/demo/extract_prices.py PATH/TO/genai-prices/data.json > src/demo/prices.csv
+Usage: python3 scripts/extract_demo_prices.py PATH/TO/genai-prices/data.json > src/demo/prices.csv
 
 The demo generator embeds the CSV with include_str!, so nothing outside the crate is read
 at run or test time. Prices are copied exactly (as decimal strings); batch rows are the
@@ -102,7 +102,8 @@ def main():
     data = json.load(open(sys.argv[1]))
     providers = {p["id"]: p for p in data}
     w = sys.stdout
-    w.write(f"# Demo price catalog extracted from {SOURCE} by src/demo/extract_prices.py.\n")
+    w.write(f"# Demo price catalog extracted from {SOURCE} by scripts/extract_demo_prices.py.\n")
+    w.write("# genai-prices is MIT licensed; its licence text is in src/demo/PRICES-LICENSE.\n")
     w.write("# Prices are USD per million tokens. period: always | before_cut | after_cut\n")
     w.write("# (o3's real 2025-06-10 price cut; the demo shifts the cut date to today - 90 days).\n")
     w.write(
