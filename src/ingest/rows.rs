@@ -75,7 +75,7 @@ pub struct FieldError {
 
 /// Accumulates rows in `usage`'s schema.
 ///
-/// A row is converted whole into a scratch list first, so a bad field leaves the builders
+/// A row is converted whole into a list of values first, so a bad field leaves the builders
 /// untouched and the row can be skipped.
 pub struct UsageRows {
     schema: SchemaRef,
@@ -85,14 +85,13 @@ pub struct UsageRows {
     names: Vec<String>,
     ingested_at: i64,
     source: String,
-    scratch: Vec<Value>,
 }
 
 /// A converted value, ready to append.
 #[derive(Debug, Clone)]
-enum Value {
+enum Value<'a> {
     Null,
-    Text(String),
+    Text(std::borrow::Cow<'a, str>),
     Int(i64),
     Decimal(i128),
 }
@@ -115,7 +114,6 @@ impl UsageRows {
         let nullable = schema.fields().iter().map(|f| f.is_nullable()).collect();
         let names = schema.fields().iter().map(|f| f.name().clone()).collect();
         UsageRows {
-            scratch: Vec::with_capacity(schema.fields().len()),
             schema,
             builders,
             defaults,
@@ -151,18 +149,20 @@ impl UsageRows {
         fields: &[Field<'_>],
         fallback_id: impl FnOnce() -> String,
     ) -> Result<(), FieldError> {
-        self.scratch.clear();
+        let mut values: Vec<Value<'_>> = Vec::with_capacity(fields.len());
         let mut fallback_id = Some(fallback_id);
         for (i, field) in fields.iter().enumerate() {
             let name = &self.names[i];
             let value = match field {
                 Field::Null => match name.as_str() {
-                    "event_id" => Value::Text(fallback_id.take().map(|f| f()).unwrap_or_default()),
+                    "event_id" => {
+                        Value::Text(fallback_id.take().map(|f| f()).unwrap_or_default().into())
+                    }
                     "ingested_at" => Value::Int(self.ingested_at),
-                    "source" => Value::Text(self.source.clone()),
+                    "source" => Value::Text(self.source.as_str().into()),
                     _ => match &self.defaults[i] {
                         Some(ColumnDefault::Int(v)) => Value::Int(*v),
-                        Some(ColumnDefault::Text(v)) => Value::Text((*v).to_string()),
+                        Some(ColumnDefault::Text(v)) => Value::Text((*v).into()),
                         Some(ColumnDefault::Now) => Value::Int(self.ingested_at),
                         None if self.nullable[i] => Value::Null,
                         None => {
@@ -180,9 +180,9 @@ impl UsageRows {
                     }
                 })?,
             };
-            self.scratch.push(value);
+            values.push(value);
         }
-        for (builder, value) in self.builders.iter_mut().zip(self.scratch.drain(..)) {
+        for (builder, value) in self.builders.iter_mut().zip(values) {
             append(builder, value);
         }
         Ok(())
@@ -199,9 +199,9 @@ impl UsageRows {
     }
 }
 
-fn append(builder: &mut ColumnBuilder, value: Value) {
+fn append(builder: &mut ColumnBuilder, value: Value<'_>) {
     match (builder, value) {
-        (ColumnBuilder::Text(b), Value::Text(s)) => b.append_value(s),
+        (ColumnBuilder::Text(b), Value::Text(s)) => b.append_value(s.as_ref()),
         (ColumnBuilder::Int64(b), Value::Int(v)) => b.append_value(v),
         (ColumnBuilder::Int32(b), Value::Int(v)) => b.append_value(v as i32),
         (ColumnBuilder::Timestamp(b), Value::Int(v)) => b.append_value(v),
@@ -214,12 +214,12 @@ fn append(builder: &mut ColumnBuilder, value: Value) {
     }
 }
 
-fn convert(data_type: &DataType, field: &Field<'_>) -> Result<Value, String> {
+fn convert<'a>(data_type: &DataType, field: &Field<'a>) -> Result<Value<'a>, String> {
     match data_type {
         DataType::Utf8 => match field {
-            Field::Text(s) => Ok(Value::Text((*s).to_string())),
-            Field::Int(v) => Ok(Value::Text(v.to_string())),
-            Field::Float(v) => Ok(Value::Text(v.to_string())),
+            Field::Text(s) => Ok(Value::Text((*s).into())),
+            Field::Int(v) => Ok(Value::Text(v.to_string().into())),
+            Field::Float(v) => Ok(Value::Text(v.to_string().into())),
             Field::Null => Ok(Value::Null),
         },
         DataType::Int64 => parse_int(field, i64::MIN, i64::MAX).map(Value::Int),

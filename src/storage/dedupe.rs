@@ -31,6 +31,8 @@ struct DaySet {
 #[derive(Debug)]
 pub struct EventIdIndex {
     days: HashMap<i32, DaySet>,
+    /// Days that must not be evicted (see [`EventIdIndex::pin`]), with pin counts.
+    pinned: HashMap<i32, usize>,
     entries: usize,
     capacity: usize,
     clock: u64,
@@ -40,6 +42,7 @@ impl EventIdIndex {
     pub fn new(capacity: usize) -> Self {
         EventIdIndex {
             days: HashMap::new(),
+            pinned: HashMap::new(),
             entries: 0,
             capacity: capacity.max(1),
             clock: 0,
@@ -92,13 +95,29 @@ impl EventIdIndex {
         }
     }
 
-    /// Drop least recently used days (never `keep`) until within capacity.
+    /// Keep `day` cached until [`EventIdIndex::unpin`]: it holds ids that are not yet in
+    /// any published file, so it could not be reloaded.
+    pub fn pin(&mut self, day: i32) {
+        *self.pinned.entry(day).or_default() += 1;
+    }
+
+    pub fn unpin(&mut self, day: i32) {
+        if let Some(count) = self.pinned.get_mut(&day) {
+            *count -= 1;
+            if *count == 0 {
+                self.pinned.remove(&day);
+            }
+        }
+        self.evict(day);
+    }
+
+    /// Drop least recently used days (never `keep` or a pinned day) until within capacity.
     fn evict(&mut self, keep: i32) {
         while self.entries > self.capacity && self.days.len() > 1 {
             let victim = self
                 .days
                 .iter()
-                .filter(|(day, _)| **day != keep)
+                .filter(|(day, _)| **day != keep && !self.pinned.contains_key(day))
                 .min_by_key(|(_, set)| set.last_used)
                 .map(|(day, _)| *day);
             let Some(victim) = victim else { break };
@@ -137,6 +156,22 @@ mod tests {
         assert!(index.cached_entries() <= 10 + 6);
         assert!(index.is_loaded(4), "the day just loaded is kept");
         assert!(!index.is_loaded(0), "the oldest day is evicted");
+    }
+
+    #[test]
+    fn pinned_days_survive_eviction() {
+        let mut index = EventIdIndex::new(4);
+        index.insert_day(1, vec![]);
+        index.pin(1);
+        for i in 0..3 {
+            index.insert(1, i);
+        }
+        index.insert_day(2, (10..20).collect());
+        assert!(index.is_loaded(1), "a pinned day is never evicted");
+        assert!(!index.insert(1, 0), "its ids are still known");
+        index.unpin(1);
+        index.insert_day(3, (30..40).collect());
+        assert!(!index.is_loaded(1), "once unpinned it can go");
     }
 
     #[test]

@@ -167,7 +167,21 @@ impl UsageStore {
         validate(batch)?;
         let mut writer = self.lock_writer();
         let writer = &mut *writer;
-        let keep = self.dedupe(&mut writer.ids, batch)?;
+        let mut pins = std::collections::HashSet::new();
+        let result = self.append_locked(writer, batch, &mut pins);
+        for day in pins {
+            writer.ids.unpin(day);
+        }
+        result
+    }
+
+    fn append_locked(
+        &self,
+        writer: &mut Writer,
+        batch: &RecordBatch,
+        pins: &mut std::collections::HashSet<i32>,
+    ) -> Result<WriteCounts> {
+        let keep = self.dedupe(&mut writer.ids, batch, pins)?;
         let kept = filter_record_batch(batch, &keep.mask)?;
         let counts = WriteCounts {
             stored: kept.num_rows() as u64,
@@ -188,8 +202,15 @@ impl UsageStore {
         Ok(counts)
     }
 
-    /// Which rows of `batch` are new; records their ids as stored.
-    fn dedupe(&self, ids: &mut EventIdIndex, batch: &RecordBatch) -> Result<Kept> {
+    /// Which rows of `batch` are new; records their ids as stored. Every day touched is
+    /// pinned (and added to `pins`) so that loading another day cannot evict ids that are
+    /// not yet in any file; the caller unpins when its write has ended.
+    fn dedupe(
+        &self,
+        ids: &mut EventIdIndex,
+        batch: &RecordBatch,
+        pins: &mut std::collections::HashSet<i32>,
+    ) -> Result<Kept> {
         let event_ids = batch.column(0).as_string::<i32>();
         let ts = batch.column(1).as_primitive::<TimestampMicrosecondType>();
         let mut mask = Vec::with_capacity(batch.num_rows());
@@ -199,6 +220,9 @@ impl UsageStore {
             if !ids.is_loaded(day) {
                 let loaded = self.load_day_ids(day)?;
                 ids.insert_day(day, loaded);
+            }
+            if pins.insert(day) {
+                ids.pin(day);
             }
             let hash = EventIdIndex::hash(event_ids.value(row));
             let new = ids.insert(day, hash);
@@ -289,6 +313,7 @@ impl UsageStore {
             store: Arc::clone(self),
             days: HashMap::new(),
             added: Vec::new(),
+            pinned: std::collections::HashSet::new(),
             memory: Vec::new(),
             counts: WriteCounts::default(),
             finished: false,
@@ -395,18 +420,24 @@ fn read_event_ids(path: &Path, out: &mut Vec<u128>) -> Result<()> {
     Ok(())
 }
 
-/// Split rows by their UTC day.
+/// Split rows by their UTC day, in one pass over the rows.
 fn split_by_day(batch: &RecordBatch) -> Result<Vec<(i32, RecordBatch)>> {
     let ts = batch.column(1).as_primitive::<TimestampMicrosecondType>();
-    let days: Vec<i32> = ts.values().iter().map(|v| day_of_micros(*v)).collect();
-    let mut distinct = days.clone();
-    distinct.sort_unstable();
-    distinct.dedup();
-    let mut out = Vec::with_capacity(distinct.len());
-    for day in distinct {
-        let mask = BooleanArray::from(days.iter().map(|d| *d == day).collect::<Vec<_>>());
-        out.push((day, filter_record_batch(batch, &mask)?));
+    let mut groups: HashMap<i32, Vec<u32>> = HashMap::new();
+    for (row, micros) in ts.values().iter().enumerate() {
+        let row = u32::try_from(row)
+            .map_err(|_| Error::Invalid("a single write is limited to 4 billion rows".into()))?;
+        groups.entry(day_of_micros(*micros)).or_default().push(row);
     }
+    if groups.len() == 1 {
+        return Ok(groups.into_keys().map(|day| (day, batch.clone())).collect());
+    }
+    let mut out = Vec::with_capacity(groups.len());
+    for (day, rows) in groups {
+        let indices = arrow::array::UInt32Array::from(rows);
+        out.push((day, arrow::compute::take_record_batch(batch, &indices)?));
+    }
+    out.sort_by_key(|(day, _)| *day);
     Ok(out)
 }
 
@@ -524,6 +555,9 @@ pub struct BulkWriter {
     store: Arc<UsageStore>,
     days: HashMap<i32, StagedPart>,
     added: Vec<(i32, u128)>,
+    /// Days whose ids this write added: kept in the index until it ends, because a day
+    /// evicted now could not be reloaded with them (they are in no published file yet).
+    pinned: std::collections::HashSet<i32>,
     /// Rows kept in memory for an in-memory engine.
     memory: Vec<RecordBatch>,
     counts: WriteCounts,
@@ -537,7 +571,8 @@ impl BulkWriter {
         validate(batch)?;
         let keep = {
             let mut writer = self.store.lock_writer();
-            self.store.dedupe(&mut writer.ids, batch)?
+            self.store
+                .dedupe(&mut writer.ids, batch, &mut self.pinned)?
         };
         self.added.extend_from_slice(&keep.added);
         let kept = filter_record_batch(batch, &keep.mask)?;
@@ -592,6 +627,19 @@ impl BulkWriter {
     pub fn commit(mut self) -> Result<WriteCounts> {
         self.finished = true;
         let store = Arc::clone(&self.store);
+        let pinned = std::mem::take(&mut self.pinned);
+        let result = self.publish(&store);
+        let mut writer = store.lock_writer();
+        if result.is_err() {
+            writer.ids.forget(&self.added);
+        }
+        for day in pinned {
+            writer.ids.unpin(day);
+        }
+        result
+    }
+
+    fn publish(&mut self, store: &Arc<UsageStore>) -> Result<WriteCounts> {
         let Some(dir) = store.data_dir.clone() else {
             let rows: usize = self.memory.iter().map(RecordBatch::num_rows).sum();
             let mut snap = store.write_snapshot();
@@ -609,7 +657,6 @@ impl BulkWriter {
         let mut manifest = writer.manifest.clone();
         manifest.usage_files.extend(published.iter().cloned());
         if let Err(e) = manifest.store(&dir) {
-            writer.ids.forget(&self.added);
             for file in &published {
                 let _ = std::fs::remove_file(dir.join(&file.path));
             }
@@ -628,6 +675,9 @@ impl Drop for BulkWriter {
             self.days.clear();
             let mut writer = self.store.lock_writer();
             writer.ids.forget(&self.added);
+            for day in self.pinned.drain() {
+                writer.ids.unpin(day);
+            }
         }
     }
 }
