@@ -121,8 +121,37 @@ pub fn parse_size(text: &str) -> Result<usize> {
     Ok((number * factor) as usize)
 }
 
+/// The price catalog of the `pricing` and `models` tables, rebuilt when either changes, so
+/// a changed price is visible to the next statement.
+#[derive(Debug)]
+struct TablePrices {
+    pricing: Arc<crate::storage::ConfigTable>,
+    models: Arc<crate::storage::ConfigTable>,
+    cache: Mutex<Option<((u64, u64), Arc<spendql_udfs::PriceCatalog>)>>,
+}
+
+impl spendql_udfs::CatalogSource for TablePrices {
+    fn current(&self) -> datafusion::common::Result<Arc<spendql_udfs::PriceCatalog>> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        // Read versions before rows: a change in between only makes the cache stale once.
+        let key = (self.pricing.version(), self.models.version());
+        if let Some((cached_key, catalog)) = cache.as_ref()
+            && *cached_key == key
+        {
+            return Ok(Arc::clone(catalog));
+        }
+        let catalog = Arc::new(spendql_udfs::PriceCatalog::from_batches(
+            &[self.pricing.rows()],
+            &[self.models.rows()],
+        )?);
+        *cache = Some((key, Arc::clone(&catalog)));
+        Ok(catalog)
+    }
+}
+
 struct Inner {
     storage: Storage,
+    prices: Arc<dyn spendql_udfs::CatalogSource>,
     runtime: Arc<RuntimeEnv>,
     catalogs: Arc<dyn CatalogProviderList>,
     config: EngineConfig,
@@ -196,9 +225,21 @@ impl Engine {
         let catalogs = MemoryCatalogProviderList::new();
         catalogs.register_catalog(DATABASE.to_string(), Arc::new(catalog));
 
+        let table = |name: &str| {
+            storage
+                .config_table(name)
+                .map(Arc::clone)
+                .ok_or_else(|| Error::Invalid(format!("built-in table {name} is missing")))
+        };
+        let prices: Arc<dyn spendql_udfs::CatalogSource> = Arc::new(TablePrices {
+            pricing: table("pricing")?,
+            models: table("models")?,
+            cache: Mutex::new(None),
+        });
         let (stop, _) = watch::channel(false);
         let engine = Engine {
             inner: Arc::new(Inner {
+                prices,
                 storage,
                 runtime,
                 catalogs: Arc::new(catalogs),
@@ -237,7 +278,7 @@ impl Engine {
             .with_default_features()
             .build();
         let ctx = SessionContext::new_with_state(state);
-        spendql_udfs::register_all(&ctx);
+        spendql_udfs::register_all_with_catalog(&ctx, Arc::clone(&self.inner.prices));
         ctx
     }
 

@@ -80,6 +80,11 @@ impl ConfigTable {
         self.name
     }
 
+    /// Bumped by every committed change; lets readers cache what they derive from the rows.
+    pub fn version(&self) -> u64 {
+        self.read().version
+    }
+
     /// The current rows.
     pub fn rows(&self) -> RecordBatch {
         self.read().batch.clone()

@@ -1,15 +1,58 @@
 //! SpendQL's SQL functions, usable in any DataFusion `SessionContext`.
 //!
 //! One function per file, as in DataFusion's `functions` crate; [`registry`] lists them.
-//! Register everything with [`register_all`].
+//! The costing functions read a [`catalog::PriceCatalog`] through a [`CatalogSource`]: the
+//! SpendQL engine passes one over its `pricing` and `models` tables; any other program can
+//! build one from Arrow record batches with [`register_all_with_batches`].
 
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+use datafusion::common::Result;
+use datafusion::logical_expr::DocSection;
 use datafusion::prelude::SessionContext;
 
+mod args;
+pub mod catalog;
+mod costing;
+pub mod price_per_mtok;
 pub mod registry;
+pub mod resolve_model;
+pub mod rules;
+pub mod token_cost;
+pub mod usage_cost;
 
-/// Register every SpendQL function with `ctx`.
+pub use catalog::{CatalogSource, PriceCatalog, StaticCatalog};
+
+/// The documentation section of every SpendQL function.
+pub const DOC_SECTION: DocSection = DocSection {
+    include: true,
+    label: "SpendQL Functions",
+    description: Some("Token costing, model resolution, forecasting and anomaly scoring."),
+};
+
+/// Register every SpendQL function with `ctx`, over an empty price catalog (costing
+/// functions return NULL). Use [`register_all_with_catalog`] or
+/// [`register_all_with_batches`] to give them prices.
 pub fn register_all(ctx: &SessionContext) {
-    for udf in registry::scalar_functions() {
+    register_all_with_catalog(ctx, Arc::new(StaticCatalog::default()));
+}
+
+/// Register every SpendQL function, reading prices from `source`.
+pub fn register_all_with_catalog(ctx: &SessionContext, source: Arc<dyn CatalogSource>) {
+    for udf in registry::scalar_functions(&source) {
         ctx.register_udf(udf.as_ref().clone());
     }
+}
+
+/// Register every SpendQL function over a catalog given as `pricing` and `models` record
+/// batches (the columns of SpendQL's tables of those names).
+pub fn register_all_with_batches(
+    ctx: &SessionContext,
+    pricing: &[RecordBatch],
+    models: &[RecordBatch],
+) -> Result<()> {
+    let catalog = PriceCatalog::from_batches(pricing, models)?;
+    register_all_with_catalog(ctx, Arc::new(StaticCatalog(Arc::new(catalog))));
+    Ok(())
 }

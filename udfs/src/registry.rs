@@ -1,13 +1,56 @@
 //! The list of SpendQL functions. No logic lives here.
-//!
-//! The costing functions (`token_cost`, `price_per_mtok`, `resolve_model`) and the
-//! forecasting functions arrive with their issues; each is one file beside this one.
 
 use std::sync::Arc;
 
 use datafusion::logical_expr::ScalarUDF;
 
-/// Every scalar function.
-pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
-    Vec::new()
+use crate::catalog::CatalogSource;
+use crate::price_per_mtok::PricePerMtokFunc;
+use crate::resolve_model::ResolveModelFunc;
+use crate::token_cost::TokenCostFunc;
+use crate::usage_cost::UsageCostFunc;
+
+/// Every scalar function, reading prices from `source`.
+pub fn scalar_functions(source: &Arc<dyn CatalogSource>) -> Vec<Arc<ScalarUDF>> {
+    vec![
+        Arc::new(ScalarUDF::new_from_impl(TokenCostFunc::new(Arc::clone(
+            source,
+        )))),
+        Arc::new(ScalarUDF::new_from_impl(PricePerMtokFunc::new(Arc::clone(
+            source,
+        )))),
+        Arc::new(ScalarUDF::new_from_impl(ResolveModelFunc::new(Arc::clone(
+            source,
+        )))),
+        Arc::new(ScalarUDF::new_from_impl(UsageCostFunc::new(Arc::clone(
+            source,
+        )))),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn no_duplicate_names_and_every_function_is_documented() {
+        let source: Arc<dyn CatalogSource> = Arc::new(crate::catalog::StaticCatalog::default());
+        let mut names = HashSet::new();
+        for udf in scalar_functions(&source) {
+            for name in std::iter::once(udf.name()).chain(udf.aliases().iter().map(String::as_str))
+            {
+                assert!(
+                    names.insert(name.to_lowercase()),
+                    "duplicate function name {name}"
+                );
+            }
+            assert!(
+                udf.documentation().is_some(),
+                "{} has no documentation",
+                udf.name()
+            );
+        }
+        assert_eq!(names.len(), 4);
+    }
 }

@@ -1,0 +1,425 @@
+//! The price catalog the costing functions read: the rows of `pricing` (and the aliases of
+//! `models`), indexed for lookups by provider, model, time, tier, region, prompt size and
+//! time of day.
+//!
+//! A catalog is immutable. Whoever owns the tables hands out a new one when they change
+//! ([`CatalogSource`]), so a statement sees one consistent catalog from start to end.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, AsArray, Decimal128Array, Int64Array, RecordBatch, StringArray, Time64MicrosecondArray,
+    TimestampMicrosecondArray,
+};
+use arrow::datatypes::DataType;
+use datafusion::common::{DataFusionError, Result};
+
+/// Prices are `DECIMAL(20,9)` USD per million tokens: mantissas at scale 9.
+pub const PRICE_SCALE: i8 = 9;
+/// Costs are `DECIMAL(38,12)` USD.
+pub const COST_SCALE: i8 = 12;
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// The kinds of token price (`price_per_mtok`'s `kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PriceKind {
+    Input,
+    CachedInput,
+    CacheWrite,
+    CacheWrite1h,
+    Output,
+}
+
+impl PriceKind {
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "input" => PriceKind::Input,
+            "cached_input" | "cache_read" => PriceKind::CachedInput,
+            "cache_write" | "cache_write_5m" => PriceKind::CacheWrite,
+            "cache_write_1h" => PriceKind::CacheWrite1h,
+            "output" => PriceKind::Output,
+            _ => return None,
+        })
+    }
+}
+
+/// One `pricing` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriceRow {
+    pub effective_from: i64,
+    pub effective_to: Option<i64>,
+    pub service_tier: String,
+    pub region: Option<String>,
+    pub min_prompt_tokens: i64,
+    /// Time-of-day window in microseconds after midnight UTC, `[start, end)`, wrapping
+    /// past midnight when start > end.
+    pub window: Option<(i64, i64)>,
+    pub input: Option<i128>,
+    pub cached_input: Option<i128>,
+    pub cache_write: Option<i128>,
+    pub cache_write_1h: Option<i128>,
+    pub output: Option<i128>,
+    pub per_request: Option<i128>,
+}
+
+/// What a request looks like, for choosing its price row.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub ts: i64,
+    pub service_tier: &'a str,
+    pub region: Option<&'a str>,
+    /// Prompt tokens of one request: input + cache reads + cache writes.
+    pub prompt_tokens: i64,
+}
+
+impl PriceRow {
+    fn applies(&self, r: &Request<'_>) -> bool {
+        if r.ts < self.effective_from || self.effective_to.is_some_and(|to| r.ts >= to) {
+            return false;
+        }
+        if self.service_tier != r.service_tier {
+            return false;
+        }
+        if let Some(region) = &self.region
+            && r.region != Some(region.as_str())
+        {
+            return false;
+        }
+        if self.min_prompt_tokens > 0 && r.prompt_tokens <= self.min_prompt_tokens {
+            return false;
+        }
+        if let Some((start, end)) = self.window {
+            let t = r.ts.rem_euclid(MICROS_PER_DAY);
+            let inside = if start <= end {
+                t >= start && t < end
+            } else {
+                t >= start || t < end
+            };
+            if !inside {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// More specific rows win: a region over any region, a time window over all day,
+    /// a higher long-context threshold over a lower one, then the later effective date.
+    fn specificity(&self) -> (bool, bool, i64, i64) {
+        (
+            self.region.is_some(),
+            self.window.is_some(),
+            self.min_prompt_tokens,
+            self.effective_from,
+        )
+    }
+}
+
+/// Prices for every model, plus the alias table used by `resolve_model`.
+#[derive(Debug, Default)]
+pub struct PriceCatalog {
+    prices: HashMap<String, HashMap<String, Vec<PriceRow>>>,
+    /// provider → exact alias → canonical model.
+    aliases: HashMap<String, HashMap<String, String>>,
+    /// provider → (LIKE pattern, canonical model), in catalog order.
+    patterns: HashMap<String, Vec<(String, String)>>,
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Arc<dyn Array>> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| DataFusionError::Plan(format!("price catalog has no column {name}")))
+}
+
+fn strings<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray> {
+    column(batch, name)?
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| DataFusionError::Plan(format!("price catalog column {name} is not text")))
+}
+
+fn price_column(batch: &RecordBatch, name: &str) -> Result<Option<Decimal128Array>> {
+    let Some(array) = batch.column_by_name(name) else {
+        return Ok(None);
+    };
+    let cast = arrow::compute::cast(array, &DataType::Decimal128(20, PRICE_SCALE))?;
+    Ok(Some(
+        cast.as_primitive::<arrow::datatypes::Decimal128Type>()
+            .clone(),
+    ))
+}
+
+fn opt<T>(valid: bool, value: T) -> Option<T> {
+    valid.then_some(value)
+}
+
+impl PriceCatalog {
+    /// Build from `pricing` rows and `models` rows (either may be empty).
+    pub fn from_batches(pricing: &[RecordBatch], models: &[RecordBatch]) -> Result<Self> {
+        let mut catalog = PriceCatalog::default();
+        for batch in pricing {
+            catalog.add_prices(batch)?;
+        }
+        for rows in catalog.prices.values_mut() {
+            for list in rows.values_mut() {
+                list.sort_by_key(|r| r.effective_from);
+            }
+        }
+        for batch in models {
+            catalog.add_models(batch)?;
+        }
+        Ok(catalog)
+    }
+
+    fn add_prices(&mut self, batch: &RecordBatch) -> Result<()> {
+        let provider = strings(batch, "provider")?;
+        let model = strings(batch, "model")?;
+        let ts_type = DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None);
+        let from = arrow::compute::cast(column(batch, "effective_from")?, &ts_type)?;
+        let from = from
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .ok_or_else(|| DataFusionError::Plan("effective_from is not a timestamp".into()))?
+            .clone();
+        let to = arrow::compute::cast(column(batch, "effective_to")?, &ts_type)?;
+        let to = to
+            .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+            .clone();
+        let tier = strings(batch, "service_tier")?;
+        let region = strings(batch, "region")?;
+        let min_prompt =
+            arrow::compute::cast(column(batch, "min_prompt_tokens")?, &DataType::Int64)?;
+        let min_prompt = min_prompt
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(|| DataFusionError::Plan("min_prompt_tokens is not an integer".into()))?
+            .clone();
+        let time_type = DataType::Time64(arrow::datatypes::TimeUnit::Microsecond);
+        let start = arrow::compute::cast(column(batch, "utc_start_time")?, &time_type)?;
+        let start = start
+            .as_any()
+            .downcast_ref::<Time64MicrosecondArray>()
+            .ok_or_else(|| DataFusionError::Plan("utc_start_time is not a time".into()))?
+            .clone();
+        let end = arrow::compute::cast(column(batch, "utc_end_time")?, &time_type)?;
+        let end = end
+            .as_primitive::<arrow::datatypes::Time64MicrosecondType>()
+            .clone();
+        let input = price_column(batch, "input_per_mtok")?;
+        let cached = price_column(batch, "cached_input_per_mtok")?;
+        let write = price_column(batch, "cache_write_per_mtok")?;
+        let write_1h = price_column(batch, "cache_write_1h_per_mtok")?;
+        let output = price_column(batch, "output_per_mtok")?;
+        let per_request = price_column(batch, "per_request")?;
+        let get = |a: &Option<Decimal128Array>, i: usize| {
+            a.as_ref().and_then(|a| opt(a.is_valid(i), a.value(i)))
+        };
+        for i in 0..batch.num_rows() {
+            if provider.is_null(i) || model.is_null(i) || from.is_null(i) {
+                continue;
+            }
+            let window = match (start.is_valid(i), end.is_valid(i)) {
+                (true, true) => Some((start.value(i), end.value(i))),
+                (true, false) => Some((start.value(i), MICROS_PER_DAY)),
+                (false, true) => Some((0, end.value(i))),
+                (false, false) => None,
+            };
+            let row = PriceRow {
+                effective_from: from.value(i),
+                effective_to: opt(to.is_valid(i), to.value(i)),
+                service_tier: if tier.is_valid(i) {
+                    tier.value(i)
+                } else {
+                    "standard"
+                }
+                .to_string(),
+                region: opt(region.is_valid(i), region.value(i).to_string()),
+                min_prompt_tokens: if min_prompt.is_valid(i) {
+                    min_prompt.value(i)
+                } else {
+                    0
+                },
+                window,
+                input: get(&input, i),
+                cached_input: get(&cached, i),
+                cache_write: get(&write, i),
+                cache_write_1h: get(&write_1h, i),
+                output: get(&output, i),
+                per_request: get(&per_request, i),
+            };
+            self.prices
+                .entry(provider.value(i).to_string())
+                .or_default()
+                .entry(model.value(i).to_string())
+                .or_default()
+                .push(row);
+        }
+        Ok(())
+    }
+
+    fn add_models(&mut self, batch: &RecordBatch) -> Result<()> {
+        let provider = strings(batch, "provider")?;
+        let model = strings(batch, "model")?;
+        let Some(aliases) = batch.column_by_name("aliases") else {
+            return Ok(());
+        };
+        let aliases = aliases
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| DataFusionError::Plan("models.aliases is not text".into()))?;
+        for i in 0..batch.num_rows() {
+            if provider.is_null(i) || model.is_null(i) || aliases.is_null(i) {
+                continue;
+            }
+            let provider_name = provider.value(i).to_string();
+            for alias in aliases
+                .value(i)
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+            {
+                if alias.contains('%') {
+                    self.patterns
+                        .entry(provider_name.clone())
+                        .or_default()
+                        .push((alias.to_string(), model.value(i).to_string()));
+                } else {
+                    self.aliases
+                        .entry(provider_name.clone())
+                        .or_default()
+                        .entry(alias.to_string())
+                        .or_insert_with(|| model.value(i).to_string());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// True when the catalog prices `model` of `provider` at some time.
+    pub fn has_model(&self, provider: &str, model: &str) -> bool {
+        self.prices
+            .get(provider)
+            .is_some_and(|models| models.contains_key(model))
+    }
+
+    /// The catalog's canonical id for a raw model name, or None.
+    ///
+    /// An exact catalog row wins, then an exact alias, then an alias pattern, then the
+    /// naming conventions of the providers (see [`crate::resolve_model`]).
+    pub fn resolve<'a>(&'a self, provider: &str, raw: &'a str) -> Option<&'a str> {
+        if let Some((model, _)) = self.prices.get(provider).and_then(|m| m.get_key_value(raw)) {
+            return Some(model.as_str());
+        }
+        if let Some(model) = self.aliases.get(provider).and_then(|a| a.get(raw)) {
+            return Some(model.as_str());
+        }
+        if let Some(patterns) = self.patterns.get(provider)
+            && let Some((_, model)) = patterns.iter().find(|(p, _)| like(p, raw))
+        {
+            return Some(model.as_str());
+        }
+        for candidate in crate::resolve_model::candidates(raw) {
+            if let Some((model, _)) = self
+                .prices
+                .get(provider)
+                .and_then(|m| m.get_key_value(candidate.as_str()))
+            {
+                return Some(model.as_str());
+            }
+            if let Some(model) = self.aliases.get(provider).and_then(|a| a.get(&candidate)) {
+                return Some(model.as_str());
+            }
+        }
+        None
+    }
+
+    /// The price row that applies to `request` for the canonical `model`.
+    pub fn price(&self, provider: &str, model: &str, request: &Request<'_>) -> Option<&PriceRow> {
+        self.prices
+            .get(provider)?
+            .get(model)?
+            .iter()
+            .filter(|row| row.applies(request))
+            .max_by_key(|row| row.specificity())
+    }
+}
+
+/// SQL `LIKE` with `%` (any run) and `_` (one character).
+fn like(pattern: &str, text: &str) -> bool {
+    fn go(p: &[char], t: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some(('%', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
+            Some(('_', rest)) => !t.is_empty() && go(rest, &t[1..]),
+            Some((c, rest)) => t.first() == Some(c) && go(rest, &t[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    go(&p, &t)
+}
+
+/// Hands out the current catalog. The engine implements it over its tables, rebuilding the
+/// catalog when `pricing` or `models` change; [`StaticCatalog`] serves a fixed one.
+pub trait CatalogSource: Send + Sync + std::fmt::Debug {
+    fn current(&self) -> Result<Arc<PriceCatalog>>;
+}
+
+/// A fixed catalog, e.g. built from record batches with [`PriceCatalog::from_batches`].
+#[derive(Debug, Default, Clone)]
+pub struct StaticCatalog(pub Arc<PriceCatalog>);
+
+impl CatalogSource for StaticCatalog {
+    fn current(&self) -> Result<Arc<PriceCatalog>> {
+        Ok(Arc::clone(&self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_matches_sql_semantics() {
+        assert!(like("claude-3-5-haiku%", "claude-3-5-haiku-20241022"));
+        assert!(like("gpt-_o", "gpt-4o"));
+        assert!(!like("gpt-_o", "gpt-4.1o"));
+        assert!(like("%", ""));
+    }
+
+    fn row(from: i64, tier: &str, min_prompt: i64, window: Option<(i64, i64)>) -> PriceRow {
+        PriceRow {
+            effective_from: from,
+            effective_to: None,
+            service_tier: tier.into(),
+            region: None,
+            min_prompt_tokens: min_prompt,
+            window,
+            input: Some(1),
+            cached_input: None,
+            cache_write: None,
+            cache_write_1h: None,
+            output: None,
+            per_request: None,
+        }
+    }
+
+    #[test]
+    fn rows_apply_by_date_tier_prompt_and_window() {
+        let night = Some((16 * 3_600_000_000, 30 * 60_000_000)); // 16:00 .. 00:30, wraps
+        let r = |ts: i64, tier: &'static str, prompt: i64| Request {
+            ts,
+            service_tier: tier,
+            region: None,
+            prompt_tokens: prompt,
+        };
+        assert!(row(0, "standard", 0, None).applies(&r(5, "standard", 10)));
+        assert!(!row(10, "standard", 0, None).applies(&r(5, "standard", 10)));
+        assert!(!row(0, "batch", 0, None).applies(&r(5, "standard", 10)));
+        assert!(row(0, "standard", 200_000, None).applies(&r(5, "standard", 200_001)));
+        assert!(!row(0, "standard", 200_000, None).applies(&r(5, "standard", 200_000)));
+        assert!(row(0, "standard", 0, night).applies(&r(17 * 3_600_000_000, "standard", 1)));
+        assert!(row(0, "standard", 0, night).applies(&r(10 * 60_000_000, "standard", 1)));
+        assert!(!row(0, "standard", 0, night).applies(&r(12 * 3_600_000_000, "standard", 1)));
+    }
+}

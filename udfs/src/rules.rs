@@ -1,0 +1,297 @@
+//! Cost arithmetic: exact fixed-point, and the providers' documented rules for cache
+//! prices the catalog leaves NULL.
+//!
+//! | provider family | cache read | cache write (5 min) | cache write (1 h) |
+//! |---|---|---|---|
+//! | Anthropic (also Claude on Bedrock and Vertex) | 10% of input | 125% of input | 200% of input |
+//! | OpenAI, Azure OpenAI | 50% of input | input | input |
+//! | Google Gemini | 25% of input | input | input |
+//! | anyone else | input | input | the 5-minute price |
+//!
+//! An explicit catalog price always wins over these rules. A row without an input price
+//! cannot price input tokens, and one without an output price cannot price output tokens:
+//! such usage is unpriced (NULL), never costed at zero.
+
+use datafusion::common::{DataFusionError, Result};
+
+use crate::catalog::{PriceKind, PriceRow};
+
+/// Token counts of one usage row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tokens {
+    pub input: i64,
+    pub cached_input: i64,
+    pub cache_write: i64,
+    pub cache_write_1h: i64,
+    pub output: i64,
+    pub requests: i64,
+}
+
+impl Tokens {
+    /// Prompt tokens of one request (long-context tiers compare against this).
+    pub fn prompt_per_request(&self) -> i64 {
+        let prompt = self
+            .input
+            .saturating_add(self.cached_input)
+            .saturating_add(self.cache_write)
+            .saturating_add(self.cache_write_1h);
+        prompt / self.requests.max(1)
+    }
+}
+
+/// Cost parts in USD at scale 12 (`DECIMAL(38,12)` mantissas).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CostParts {
+    pub input: i128,
+    pub cached_input: i128,
+    pub cache_write: i128,
+    pub output: i128,
+    pub request: i128,
+}
+
+impl CostParts {
+    pub fn total(&self) -> i128 {
+        self.input + self.cached_input + self.cache_write + self.output + self.request
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Anthropic,
+    OpenAi,
+    Google,
+    Other,
+}
+
+fn family(provider: &str, model: &str) -> Family {
+    match provider {
+        "anthropic" => Family::Anthropic,
+        "openai" | "azure_openai" | "azure" => Family::OpenAi,
+        _ if model.contains("claude") => Family::Anthropic,
+        "google" | "vertex" | "gemini" => Family::Google,
+        _ => Family::Other,
+    }
+}
+
+/// A price as a fraction of a catalog price: `(price mantissa at scale 9, numerator, denominator)`.
+type Scaled = (i128, i128, i128);
+
+/// The price that applies to `kind`, after the fallback rules; None if it cannot be priced.
+fn price_of(provider: &str, model: &str, row: &PriceRow, kind: PriceKind) -> Option<Scaled> {
+    let fam = family(provider, model);
+    let input = row.input;
+    let whole = |p: i128| (p, 1, 1);
+    match kind {
+        PriceKind::Input => input.map(whole),
+        PriceKind::Output => row.output.map(whole),
+        PriceKind::CachedInput => row.cached_input.map(whole).or_else(|| {
+            let p = input?;
+            Some(match fam {
+                Family::Anthropic => (p, 1, 10),
+                Family::OpenAi => (p, 1, 2),
+                Family::Google => (p, 1, 4),
+                Family::Other => (p, 1, 1),
+            })
+        }),
+        PriceKind::CacheWrite => row.cache_write.map(whole).or_else(|| {
+            let p = input?;
+            Some(match fam {
+                Family::Anthropic => (p, 5, 4),
+                _ => (p, 1, 1),
+            })
+        }),
+        PriceKind::CacheWrite1h => row.cache_write_1h.map(whole).or_else(|| match fam {
+            Family::Anthropic => input.map(|p| (p, 2, 1)),
+            _ => price_of(provider, model, row, PriceKind::CacheWrite),
+        }),
+    }
+}
+
+/// The effective price per million tokens at scale 9, rounded half away from zero.
+pub fn price_per_mtok(
+    provider: &str,
+    model: &str,
+    row: &PriceRow,
+    kind: PriceKind,
+) -> Option<i128> {
+    let (p, num, den) = price_of(provider, model, row, kind)?;
+    Some(div_round(p * num, den))
+}
+
+fn div_round(n: i128, d: i128) -> i128 {
+    let q = n / d;
+    let r = n % d;
+    if 2 * r.abs() >= d.abs() {
+        q + n.signum() * d.signum()
+    } else {
+        q
+    }
+}
+
+/// `tokens × price / 1e6` USD at scale 12 from a scale-9 price: `tokens × p × num / (den × 1000)`.
+fn cost_of(tokens: i64, price: Option<Scaled>) -> Result<Option<i128>> {
+    if tokens == 0 {
+        return Ok(Some(0));
+    }
+    let Some((p, num, den)) = price else {
+        return Ok(None);
+    };
+    let product = i128::from(tokens)
+        .checked_mul(p)
+        .and_then(|v| v.checked_mul(num))
+        .ok_or_else(|| DataFusionError::Execution(format!("cost of {tokens} tokens overflows")))?;
+    Ok(Some(div_round(product, den * 1000)))
+}
+
+/// The cost of `tokens` under `row`, or None when a needed price is missing.
+pub fn cost_parts(
+    provider: &str,
+    model: &str,
+    row: &PriceRow,
+    tokens: &Tokens,
+) -> Result<Option<CostParts>> {
+    let price = |kind| price_of(provider, model, row, kind);
+    let (Some(input), Some(cached_input), Some(write), Some(write_1h), Some(output)) = (
+        cost_of(tokens.input, price(PriceKind::Input))?,
+        cost_of(tokens.cached_input, price(PriceKind::CachedInput))?,
+        cost_of(tokens.cache_write, price(PriceKind::CacheWrite))?,
+        cost_of(tokens.cache_write_1h, price(PriceKind::CacheWrite1h))?,
+        cost_of(tokens.output, price(PriceKind::Output))?,
+    ) else {
+        return Ok(None);
+    };
+    // per_request is at scale 9; costs are at scale 12.
+    let request = row
+        .per_request
+        .map(|p| {
+            i128::from(tokens.requests)
+                .saturating_mul(p)
+                .saturating_mul(1000)
+        })
+        .unwrap_or(0);
+    Ok(Some(CostParts {
+        input,
+        cached_input,
+        cache_write: write + write_1h,
+        output,
+        request,
+    }))
+}
+
+/// Reject negative token counts with the value named (SQLSTATE 22023 at the wire).
+pub fn check_tokens(name: &str, value: i64) -> Result<()> {
+    if value < 0 {
+        return Err(DataFusionError::Execution(format!(
+            "invalid parameter value: {name} must not be negative, got {value}"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(input: i128, output: i128) -> PriceRow {
+        PriceRow {
+            effective_from: 0,
+            effective_to: None,
+            service_tier: "standard".into(),
+            region: None,
+            min_prompt_tokens: 0,
+            window: None,
+            input: Some(input),
+            cached_input: None,
+            cache_write: None,
+            cache_write_1h: None,
+            output: Some(output),
+            per_request: None,
+        }
+    }
+
+    const USD: i128 = 1_000_000_000; // scale-9 mantissa of $1
+
+    #[test]
+    fn anthropic_cache_rules_match_the_published_multipliers() {
+        // Claude Sonnet 4: $3 input, $15 output; reads $0.30, 5m writes $3.75, 1h writes $6.
+        let r = row(3 * USD, 15 * USD);
+        assert_eq!(
+            price_per_mtok("anthropic", "claude-sonnet-4", &r, PriceKind::CachedInput),
+            Some(300_000_000)
+        );
+        assert_eq!(
+            price_per_mtok("anthropic", "claude-sonnet-4", &r, PriceKind::CacheWrite),
+            Some(3_750_000_000)
+        );
+        assert_eq!(
+            price_per_mtok("anthropic", "claude-sonnet-4", &r, PriceKind::CacheWrite1h),
+            Some(6 * USD)
+        );
+        let tokens = Tokens {
+            input: 1000,
+            cached_input: 10_000,
+            cache_write: 2000,
+            cache_write_1h: 0,
+            output: 500,
+            requests: 1,
+        };
+        let parts = cost_parts("anthropic", "claude-sonnet-4", &r, &tokens)
+            .expect("ok")
+            .expect("priced");
+        // 1000*3 + 10000*0.3 + 2000*3.75 + 500*15 = 3000 + 3000 + 7500 + 7500 = 21000 per 1e6 → $0.021
+        assert_eq!(parts.total(), 21_000_000_000);
+    }
+
+    #[test]
+    fn openai_cached_input_is_half_unless_the_catalog_says_otherwise() {
+        let mut r = row(2_500_000_000, 10 * USD);
+        assert_eq!(
+            price_per_mtok("openai", "gpt-4o", &r, PriceKind::CachedInput),
+            Some(1_250_000_000)
+        );
+        r.cached_input = Some(1_000_000_000);
+        assert_eq!(
+            price_per_mtok("openai", "gpt-4o", &r, PriceKind::CachedInput),
+            Some(1_000_000_000)
+        );
+    }
+
+    #[test]
+    fn missing_output_price_leaves_output_unpriced_not_free() {
+        let mut r = row(USD, USD);
+        r.output = None;
+        let t = Tokens {
+            output: 1,
+            ..Tokens::default()
+        };
+        assert_eq!(cost_parts("x", "m", &r, &t).expect("ok"), None);
+        let t = Tokens {
+            input: 1,
+            ..Tokens::default()
+        };
+        assert!(cost_parts("x", "m", &r, &t).expect("ok").is_some());
+    }
+
+    #[test]
+    fn costs_are_exact_at_scale_12() {
+        // 1 token at $0.075 per million = $0.000000075
+        assert_eq!(
+            cost_of(1, Some((75_000_000, 1, 1))).expect("ok"),
+            Some(75_000)
+        );
+        assert_eq!(cost_of(0, None).expect("ok"), Some(0));
+        assert!(cost_of(i64::MAX, Some((i128::MAX / 2, 1, 1))).is_err());
+    }
+
+    #[test]
+    fn per_request_fees_scale_to_cost() {
+        let mut r = row(0, 0);
+        r.per_request = Some(5_000_000); // $0.005
+        let t = Tokens {
+            requests: 3,
+            ..Tokens::default()
+        };
+        let parts = cost_parts("x", "m", &r, &t).expect("ok").expect("priced");
+        assert_eq!(parts.request, 15_000_000_000);
+    }
+}

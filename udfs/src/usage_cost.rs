@@ -1,0 +1,141 @@
+//! `usage_cost(provider, model, ts, service_tier, region, input_tokens, cached_input_tokens,
+//! cache_write_tokens, cache_write_1h_tokens, output_tokens, requests)`: the cost parts of a
+//! usage row, as the `spend` view needs them.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Decimal128Builder, StructArray};
+use arrow::buffer::NullBuffer;
+use arrow::datatypes::{DataType, Field, Fields};
+use datafusion::common::Result;
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
+};
+
+use crate::args;
+use crate::catalog::CatalogSource;
+use crate::costing::{self, CostInputs};
+
+const PARTS: [&str; 5] = [
+    "input_cost",
+    "cached_cost",
+    "cache_write_cost",
+    "output_cost",
+    "request_cost",
+];
+
+fn fields() -> Fields {
+    PARTS
+        .iter()
+        .map(|name| Field::new(*name, args::cost_type(), true))
+        .collect()
+}
+
+#[derive(Debug)]
+pub struct UsageCostFunc {
+    signature: Signature,
+    source: Arc<dyn CatalogSource>,
+}
+
+impl UsageCostFunc {
+    pub fn new(source: Arc<dyn CatalogSource>) -> Self {
+        UsageCostFunc {
+            signature: Signature::new(TypeSignature::Any(11), Volatility::Stable),
+            source,
+        }
+    }
+}
+
+impl PartialEq for UsageCostFunc {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.source, &other.source)
+    }
+}
+
+impl Eq for UsageCostFunc {}
+
+impl std::hash::Hash for UsageCostFunc {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name().hash(state);
+    }
+}
+
+static DOC: std::sync::LazyLock<Documentation> = std::sync::LazyLock::new(|| {
+    Documentation::builder(
+        crate::DOC_SECTION,
+        "The list cost parts of a usage row as STRUCT<input_cost, cached_cost, cache_write_cost, \
+         output_cost, request_cost>, each DECIMAL(38,12): every pricing dimension of the catalog \
+         (effective date, service tier, region, long-context tier by prompt tokens per request, \
+         time-of-day window, cache reads, 5-minute and 1-hour cache writes, per-request fees). \
+         NULL when no price applies.",
+        "usage_cost(provider, model, ts, service_tier, region, input_tokens, cached_input_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, requests)",
+    )
+    .with_argument("provider", "Canonical provider id.")
+    .with_argument("model", "Model name as reported.")
+    .with_argument("ts", "Time of the call or bucket.")
+    .with_argument("service_tier", "standard, batch, flex or priority.")
+    .with_argument("region", "Region, or NULL.")
+    .with_argument("input_tokens", "Uncached input tokens.")
+    .with_argument("cached_input_tokens", "Cache reads.")
+    .with_argument("cache_write_tokens", "5-minute cache writes.")
+    .with_argument("cache_write_1h_tokens", "1-hour cache writes.")
+    .with_argument("output_tokens", "Output tokens.")
+    .with_argument("requests", "Calls the row stands for.")
+    .build()
+});
+
+impl ScalarUDFImpl for UsageCostFunc {
+    fn name(&self) -> &str {
+        "usage_cost"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Struct(fields()))
+    }
+
+    fn invoke_with_args(&self, call: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = call.number_rows;
+        let a = &call.args;
+        let inputs = CostInputs {
+            provider: args::text(&a[0], rows, "provider")?,
+            model: args::text(&a[1], rows, "model")?,
+            ts: args::timestamp(&a[2], rows, "ts")?,
+            service_tier: Some(args::text(&a[3], rows, "service_tier")?),
+            region: Some(args::text(&a[4], rows, "region")?),
+            input: args::int(&a[5], rows, "input_tokens")?,
+            cached_input: Some(args::int(&a[6], rows, "cached_input_tokens")?),
+            cache_write: Some(args::int(&a[7], rows, "cache_write_tokens")?),
+            cache_write_1h: Some(args::int(&a[8], rows, "cache_write_1h_tokens")?),
+            output: args::int(&a[9], rows, "output_tokens")?,
+            requests: Some(args::int(&a[10], rows, "requests")?),
+        };
+        let catalog = self.source.current()?;
+        let parts = costing::compute(&catalog, &inputs, rows)?;
+        let mut builders: Vec<Decimal128Builder> = (0..PARTS.len())
+            .map(|_| Decimal128Builder::with_capacity(rows).with_data_type(args::cost_type()))
+            .collect();
+        let mut valid = Vec::with_capacity(rows);
+        for p in &parts {
+            let values = p.map(|p| [p.input, p.cached_input, p.cache_write, p.output, p.request]);
+            for (k, b) in builders.iter_mut().enumerate() {
+                b.append_option(values.map(|v| v[k]));
+            }
+            valid.push(p.is_some());
+        }
+        let columns: Vec<ArrayRef> = builders
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef)
+            .collect();
+        let array = StructArray::try_new(fields(), columns, Some(NullBuffer::from(valid)))?;
+        Ok(ColumnarValue::Array(Arc::new(array)))
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(&DOC)
+    }
+}
