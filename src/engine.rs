@@ -40,6 +40,10 @@ const VIEWS: &[(&str, &str)] = &[
         include_str!("../sql/views/unattributed_spend.sql"),
     ),
     (
+        "reported_cost_comparison",
+        include_str!("../sql/views/reported_cost_comparison.sql"),
+    ),
+    (
         "budget_status",
         include_str!("../sql/views/budget_status.sql"),
     ),
