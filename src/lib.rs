@@ -26,6 +26,7 @@ pub mod engine;
 pub mod error;
 pub mod ingest;
 pub mod output;
+pub mod pricing;
 pub mod schema;
 pub mod server;
 pub mod storage;

@@ -131,10 +131,13 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Arc<dyn Array>> 
         .ok_or_else(|| DataFusionError::Plan(format!("price catalog has no column {name}")))
 }
 
-fn strings<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray> {
-    column(batch, name)?
+/// A text column as `Utf8`, whatever string encoding the batch uses.
+fn strings(batch: &RecordBatch, name: &str) -> Result<StringArray> {
+    let array = arrow::compute::cast(column(batch, name)?, &DataType::Utf8)?;
+    array
         .as_any()
         .downcast_ref::<StringArray>()
+        .cloned()
         .ok_or_else(|| DataFusionError::Plan(format!("price catalog column {name} is not text")))
 }
 
@@ -260,13 +263,10 @@ impl PriceCatalog {
     fn add_models(&mut self, batch: &RecordBatch) -> Result<()> {
         let provider = strings(batch, "provider")?;
         let model = strings(batch, "model")?;
-        let Some(aliases) = batch.column_by_name("aliases") else {
+        if batch.column_by_name("aliases").is_none() {
             return Ok(());
-        };
-        let aliases = aliases
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .ok_or_else(|| DataFusionError::Plan("models.aliases is not text".into()))?;
+        }
+        let aliases = strings(batch, "aliases")?;
         for i in 0..batch.num_rows() {
             if provider.is_null(i) || model.is_null(i) || aliases.is_null(i) {
                 continue;

@@ -294,4 +294,76 @@ mod tests {
         let parts = cost_parts("x", "m", &r, &t).expect("ok").expect("priced");
         assert_eq!(parts.request, 15_000_000_000);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn tokens() -> impl Strategy<Value = Tokens> {
+            (
+                0..10_000_000i64,
+                0..10_000_000i64,
+                0..1_000_000i64,
+                0..1_000_000i64,
+                0..1_000_000i64,
+                1..1000i64,
+            )
+                .prop_map(
+                    |(input, cached_input, cache_write, cache_write_1h, output, requests)| Tokens {
+                        input,
+                        cached_input,
+                        cache_write,
+                        cache_write_1h,
+                        output,
+                        requests,
+                    },
+                )
+        }
+
+        /// Prices with up to 6 decimals per million tokens, as providers publish them.
+        fn price_row() -> impl Strategy<Value = PriceRow> {
+            (
+                1..100_000_000i128,
+                1..100_000_000i128,
+                proptest::option::of(0..10_000_000i128),
+            )
+                .prop_map(|(i, o, c)| PriceRow {
+                    input: Some(i * 1000),
+                    output: Some(o * 1000),
+                    cached_input: c.map(|c| c * 1000),
+                    ..row(0, 0)
+                })
+        }
+
+        fn total(provider: &str, r: &PriceRow, t: &Tokens) -> i128 {
+            cost_parts(provider, "m", r, t)
+                .expect("no overflow")
+                .expect("priced")
+                .total()
+        }
+
+        proptest! {
+            #[test]
+            fn cost_is_non_negative_and_monotone(r in price_row(), t in tokens(), extra in 0..1_000_000i64) {
+                let base = total("openai", &r, &t);
+                prop_assert!(base >= 0);
+                let more = Tokens { output: t.output + extra, input: t.input + extra, ..t };
+                prop_assert!(total("openai", &r, &more) >= base);
+            }
+
+            #[test]
+            fn cost_is_additive_over_token_counts(r in price_row(), a in tokens(), b in tokens()) {
+                let sum = Tokens {
+                    input: a.input + b.input,
+                    cached_input: a.cached_input + b.cached_input,
+                    cache_write: a.cache_write + b.cache_write,
+                    cache_write_1h: a.cache_write_1h + b.cache_write_1h,
+                    output: a.output + b.output,
+                    requests: a.requests + b.requests,
+                };
+                // "other" providers have no fractional cache rules, so no rounding happens.
+                prop_assert_eq!(total("other", &r, &sum), total("other", &r, &a) + total("other", &r, &b));
+            }
+        }
+    }
 }

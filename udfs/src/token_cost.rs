@@ -122,3 +122,93 @@ impl ScalarUDFImpl for TokenCostFunc {
         Some(&DOC)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::util::pretty::pretty_format_batches;
+    use datafusion::prelude::SessionContext;
+
+    async fn context() -> SessionContext {
+        let ctx = SessionContext::new();
+        let pricing = ctx
+            .sql(
+                "SELECT 'openai' AS provider, 'gpt-4o' AS model,
+                        CAST('2024-01-01T00:00:00Z' AS TIMESTAMP WITH TIME ZONE) AS effective_from,
+                        CAST(NULL AS TIMESTAMP WITH TIME ZONE) AS effective_to,
+                        'standard' AS service_tier, CAST(NULL AS VARCHAR) AS region,
+                        CAST(0 AS BIGINT) AS min_prompt_tokens,
+                        CAST(NULL AS TIME) AS utc_start_time, CAST(NULL AS TIME) AS utc_end_time,
+                        CAST(2.5 AS DECIMAL(20, 9)) AS input_per_mtok,
+                        CAST(1.25 AS DECIMAL(20, 9)) AS cached_input_per_mtok,
+                        CAST(NULL AS DECIMAL(20, 9)) AS cache_write_per_mtok,
+                        CAST(NULL AS DECIMAL(20, 9)) AS cache_write_1h_per_mtok,
+                        CAST(10 AS DECIMAL(20, 9)) AS output_per_mtok,
+                        CAST(NULL AS DECIMAL(20, 9)) AS per_request",
+            )
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("pricing batch");
+        crate::register_all_with_batches(&ctx, &pricing, &[]).expect("register");
+        ctx
+    }
+
+    async fn text(ctx: &SessionContext, sql: &str) -> String {
+        let batches = ctx
+            .sql(sql)
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("run");
+        pretty_format_batches(&batches).expect("format").to_string()
+    }
+
+    #[tokio::test]
+    async fn scalar_and_array_paths_agree_and_nulls_pass_through() {
+        let ctx = context().await;
+        let array = text(
+            &ctx,
+            "SELECT token_cost('openai', model, CAST('2026-01-01T00:00:00Z' AS TIMESTAMP WITH TIME ZONE), i, o, c) AS cost
+             FROM (VALUES ('gpt-4o', 1000, 200, 500), ('gpt-4o', NULL, 1, 0), ('nope', 1, 1, 0)) AS t(model, i, o, c)",
+        )
+        .await;
+        let scalars = text(
+            &ctx,
+            "SELECT token_cost('openai', 'gpt-4o', '2026-01-01T00:00:00Z', 1000, 200, 500) AS cost
+             UNION ALL SELECT token_cost('openai', 'gpt-4o', '2026-01-01T00:00:00Z', NULL, 1, 0)
+             UNION ALL SELECT token_cost('openai', 'nope', '2026-01-01T00:00:00Z', 1, 1, 0)",
+        )
+        .await;
+        assert!(array.contains("| 0.005125000000 |"), "{array}");
+        assert_eq!(
+            array.matches("|                |").count(),
+            2,
+            "two NULLs: {array}"
+        );
+        let sorted = |s: &str| {
+            let mut lines: Vec<&str> = s.lines().collect();
+            lines.sort_unstable();
+            lines.join("\n")
+        };
+        assert_eq!(sorted(&array), sorted(&scalars));
+    }
+
+    #[tokio::test]
+    async fn negative_tokens_are_an_error_naming_the_value() {
+        let ctx = context().await;
+        let err = ctx
+            .sql("SELECT token_cost('openai', 'gpt-4o', '2026-01-01T00:00:00Z', 1, -3)")
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect_err("negative");
+        assert!(
+            err.to_string()
+                .contains("output_tokens must not be negative, got -3"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! The bundled price catalog and price imports.
+//!
+//! SpendQL ships `catalog/pricing.csv` and `catalog/models.csv` (built by
+//! `scripts/build_catalog.py` from genai-prices and LiteLLM, both MIT) inside the binary so a
+//! fresh data directory can cost usage without network access. [`read_import`] turns a newer
+//! genai-prices or LiteLLM file (or a CSV in the same layout) into `pricing` rows, and
+//! [`upsert`] merges them into the table without ever deleting history.
+
+mod genai;
+mod litellm;
+mod record;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use arrow::record_batch::RecordBatch;
+
+use crate::{Error, Result};
+pub use record::PriceRecord;
+use record::{models_from_csv, records_from_batch, records_from_csv, records_to_batch};
+
+const PRICING_CSV: &str = include_str!("../../catalog/pricing.csv");
+const MODELS_CSV: &str = include_str!("../../catalog/models.csv");
+
+/// `effective_from` of the first price period when a source has no date for it.
+pub(crate) const FIRST_FROM: &str = "2023-01-01T00:00:00Z";
+
+/// The bundled catalog as `(pricing, models)` batches with the built-in table schemas.
+pub fn bundled() -> Result<(RecordBatch, RecordBatch)> {
+    let pricing = records_from_csv(PRICING_CSV.as_bytes(), "catalog/pricing.csv")?;
+    let pricing = records_to_batch(&pricing)?;
+    let models = models_from_csv(MODELS_CSV.as_bytes(), "catalog/models.csv")?;
+    Ok((pricing, models))
+}
+
+/// The file formats `read_import` understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportFormat {
+    /// pydantic/genai-prices `data.json`.
+    GenaiPrices,
+    /// LiteLLM `model_prices_and_context_window.json`.
+    Litellm,
+    /// A CSV with the columns of `pricing` (the layout of `catalog/pricing.csv`).
+    Csv,
+}
+
+/// Reads `path` as `format` into `pricing` rows.
+///
+/// The JSON readers apply the conversion of `scripts/build_catalog.py`; see the
+/// `genai` and `litellm` submodules for what they skip.
+pub fn read_import(format: ImportFormat, path: &Path) -> Result<RecordBatch> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let name = path.display().to_string();
+    let records = match format {
+        ImportFormat::Csv => records_from_csv(bytes.as_slice(), &name)?,
+        ImportFormat::GenaiPrices | ImportFormat::Litellm => {
+            let value: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::corrupt(path, format!("invalid JSON: {e}")))?;
+            let rows = if format == ImportFormat::GenaiPrices {
+                genai::records(&value)
+            } else {
+                litellm::records(&value)
+            };
+            rows.map_err(|reason| Error::corrupt(path, reason))?
+        }
+    };
+    records_to_batch(&dedup(records))
+}
+
+/// What [`upsert`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    /// `provider/model` pairs that had no row before.
+    pub new_models: Vec<String>,
+    /// Rows whose key was not present before.
+    pub new_rows: usize,
+    /// One line per replaced row whose prices changed, e.g.
+    /// `openai/gpt-4o standard: input 2.5 → 2.0`.
+    pub changed: Vec<String>,
+    /// Replaced rows with identical prices.
+    pub unchanged: usize,
+}
+
+/// Merges `incoming` into `existing` by the row key (provider, model, service_tier,
+/// region, min_prompt_tokens, utc_start_time, effective_from).
+///
+/// An incoming row replaces the existing row with its key; new keys are appended; existing
+/// rows absent from `incoming` are kept, so history is never deleted.
+pub fn upsert(
+    existing: &RecordBatch,
+    incoming: &RecordBatch,
+) -> Result<(RecordBatch, ImportReport)> {
+    let mut rows = records_from_batch(existing)?;
+    let incoming = records_from_batch(incoming)?;
+    let mut index: HashMap<_, usize> = rows.iter().enumerate().map(|(i, r)| (r.key(), i)).collect();
+    let known: HashSet<(String, String)> = rows
+        .iter()
+        .map(|r| (r.provider.clone(), r.model.clone()))
+        .collect();
+    let mut report = ImportReport::default();
+    for row in incoming {
+        match index.get(&row.key()) {
+            Some(&i) => {
+                let diff = rows[i].describe_changes(&row);
+                if diff.is_empty() {
+                    report.unchanged += 1;
+                } else {
+                    report.changed.push(format!(
+                        "{}/{} {}: {}",
+                        row.provider,
+                        row.model,
+                        row.label(),
+                        diff.join(", ")
+                    ));
+                }
+                rows[i] = row;
+            }
+            None => {
+                let name = format!("{}/{}", row.provider, row.model);
+                if !known.contains(&(row.provider.clone(), row.model.clone()))
+                    && !report.new_models.contains(&name)
+                {
+                    report.new_models.push(name);
+                }
+                report.new_rows += 1;
+                index.insert(row.key(), rows.len());
+                rows.push(row);
+            }
+        }
+    }
+    Ok((records_to_batch(&rows)?, report))
+}
+
+/// An exact decimal as a `DECIMAL(20,9)` mantissa, rounded half-even to 9 places.
+pub(crate) fn to_price(d: rust_decimal::Decimal) -> Option<i128> {
+    let mut d = d.round_dp(record::SCALE);
+    d.rescale(record::SCALE);
+    (d.scale() == record::SCALE).then(|| d.mantissa())
+}
+
+/// Keeps the first row of each key, as the catalog builder does.
+fn dedup(records: Vec<PriceRecord>) -> Vec<PriceRecord> {
+    let mut seen = HashSet::new();
+    records
+        .into_iter()
+        .filter(|r| seen.insert(r.key()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
