@@ -144,10 +144,11 @@ NINE = Decimal("0.000000001")
 
 
 def dec(d):
-    """Exact plain decimal text (no exponent, no trailing zeros)."""
+    """Exact plain decimal text (no exponent, no trailing zeros), rounded to the 9 places
+    of DECIMAL(20,9) (a few genai-prices values such as 0.08333333333333334 have more)."""
     if d is None:
         return ""
-    d = Decimal(d)
+    d = Decimal(d).quantize(NINE)
     if d == d.to_integral_value():
         return str(d.quantize(Decimal(1)))
     return format(d.normalize(), "f")

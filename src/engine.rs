@@ -252,9 +252,67 @@ impl Engine {
                 compactor: Mutex::new(None),
             }),
         };
+        engine.seed_catalog().await?;
         engine.create_views().await?;
         engine.start_compactor();
         Ok(engine)
+    }
+
+    /// A new data directory starts with the bundled price catalog (`catalog/*.csv`), so
+    /// usage is costed without any setup. Only tables never written are seeded: a user who
+    /// emptied `pricing` keeps it empty.
+    async fn seed_catalog(&self) -> Result<()> {
+        if self.inner.storage.dir.is_none() {
+            return Ok(());
+        }
+        let unseeded = |name: &str| {
+            self.inner
+                .storage
+                .config_table(name)
+                .is_some_and(|t| !t.has_file() && t.rows().num_rows() == 0)
+        };
+        if !unseeded("pricing") && !unseeded("models") {
+            return Ok(());
+        }
+        let (pricing, models) = crate::pricing::bundled()?;
+        if unseeded("pricing") {
+            self.append("pricing", vec![pricing]).await?;
+        }
+        if unseeded("models") {
+            self.append("models", vec![models]).await?;
+        }
+        Ok(())
+    }
+
+    /// Load the bundled price catalog into this engine's `pricing` and `models` tables
+    /// (for in-memory engines, which start empty).
+    pub async fn load_bundled_catalog(&self) -> Result<()> {
+        let (pricing, models) = crate::pricing::bundled()?;
+        self.append("pricing", vec![pricing]).await?;
+        self.append("models", vec![models]).await?;
+        Ok(())
+    }
+
+    /// Merge `incoming` price rows into `pricing` (upsert by provider, model, tier, region,
+    /// long-context threshold, time window and effective_from; nothing is deleted),
+    /// durably, and report what changed.
+    pub async fn import_prices(
+        &self,
+        incoming: arrow::record_batch::RecordBatch,
+    ) -> Result<crate::pricing::ImportReport> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let table = inner
+                .storage
+                .config_table("pricing")
+                .ok_or_else(|| Error::Invalid("built-in table pricing is missing".into()))?;
+            let version = table.version();
+            let (merged, report) = crate::pricing::upsert(&table.rows(), &incoming)?;
+            table.replace(merged, version)?;
+            Ok(report)
+        })
+        .await
+        .map_err(|e| Error::Invalid(format!("import task failed: {e}")))?
     }
 
     async fn create_views(&self) -> Result<()> {

@@ -12,6 +12,7 @@
 //! - [`server`]: the PostgreSQL wire-protocol endpoint.
 //! - [`demo`]: the seeded demo data set.
 //! - [`output`]: table, CSV and JSON rendering for the CLI.
+//! - [`pricing`]: the bundled price catalog and genai-prices / LiteLLM / CSV price imports.
 //!
 //! # Example
 //! ```no_run

@@ -74,6 +74,11 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Manage the price catalog.
+    Pricing {
+        #[command(subcommand)]
+        command: PricingCommand,
+    },
     /// Write a realistic demo data set (180 days of a fictional company) into a new data directory.
     Demo {
         #[command(flatten)]
@@ -81,6 +86,22 @@ enum Command {
         /// Random seed (the same seed gives the same data)
         #[arg(long, default_value_t = 42)]
         seed: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PricingCommand {
+    /// Merge prices from a genai-prices, LiteLLM or CSV file into `pricing`: rows are
+    /// upserted by provider, model, tier, region, long-context threshold, time window and
+    /// effective_from; history is never deleted. Prints what changed.
+    Import {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Input format
+        #[arg(long, value_enum)]
+        format: spendql::pricing::ImportFormat,
+        /// The file to import
+        file: PathBuf,
     },
 }
 
@@ -205,6 +226,38 @@ async fn run(cli: Cli) -> Result<()> {
             let result = ingest_files(&engine, &files, &options).await;
             engine.shutdown().await?;
             result
+        }
+        Command::Pricing {
+            command: PricingCommand::Import { data, format, file },
+        } => {
+            let config = ConfigFile::default();
+            let engine = Engine::open_with(
+                data_dir(&data, &config),
+                engine_config(&data, &config, "spendql pricing import".into())?,
+            )
+            .await?;
+            let path = file.clone();
+            let incoming =
+                tokio::task::spawn_blocking(move || spendql::pricing::read_import(format, &path))
+                    .await
+                    .map_err(|e| Error::Invalid(format!("import task failed: {e}")))??;
+            let rows = incoming.num_rows();
+            let report = engine.import_prices(incoming).await?;
+            for model in &report.new_models {
+                println!("new model: {model}");
+            }
+            for change in &report.changed {
+                println!("changed: {change}");
+            }
+            println!(
+                "{}: {rows} price rows read; {} new, {} changed, {} unchanged; {} new models",
+                file.display(),
+                report.new_rows,
+                report.changed.len(),
+                report.unchanged,
+                report.new_models.len()
+            );
+            engine.shutdown().await
         }
         Command::Demo { data, seed } => {
             let file = ConfigFile::default();
@@ -370,6 +423,46 @@ async fn ingest_files(engine: &Engine, files: &[PathBuf], options: &IngestOption
     Ok(())
 }
 
+/// Remove the rows of the models the demo prices itself, so its prices (including its
+/// planted price cut) are the only ones in force for them.
+async fn replace_models(
+    engine: &Engine,
+    table: &str,
+    batches: &[arrow::record_batch::RecordBatch],
+) -> Result<()> {
+    use arrow::array::AsArray;
+    let mut keys = std::collections::BTreeSet::new();
+    for batch in batches {
+        let (Some(provider), Some(model)) = (
+            batch.column_by_name("provider"),
+            batch.column_by_name("model"),
+        ) else {
+            continue;
+        };
+        let (provider, model) = (provider.as_string::<i32>(), model.as_string::<i32>());
+        for i in 0..batch.num_rows() {
+            keys.insert(format!(
+                "'{}/{}'",
+                provider.value(i).replace('\'', "''"),
+                model.value(i).replace('\'', "''")
+            ));
+        }
+    }
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = keys.into_iter().collect();
+    engine
+        .sql(&format!(
+            "DELETE FROM {table} WHERE provider || '/' || model IN ({})",
+            list.join(", ")
+        ))
+        .await?
+        .collect()
+        .await?;
+    Ok(())
+}
+
 fn format_ts(micros: i64) -> String {
     chrono::DateTime::from_timestamp_micros(micros)
         .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
@@ -407,6 +500,9 @@ async fn write_demo(engine: &Engine, seed: u64, require_empty: bool) -> Result<(
         .await
         .map_err(|e| Error::Invalid(format!("demo task failed: {e}")))??;
     for (table, batches) in data.tables {
+        if table == "pricing" || table == "models" {
+            replace_models(engine, table, &batches).await?;
+        }
         engine.append(table, batches).await?;
     }
     let counts = engine.append("usage", data.usage).await?;

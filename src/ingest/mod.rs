@@ -82,42 +82,61 @@ pub fn ingest_file(writer: BulkWriter, path: &Path, options: &IngestOptions) -> 
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let total_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
     let progress = progress_bar(options.progress, total_bytes, &file_name);
-    let mut sink = Sink {
-        writer,
-        report: FileReport {
-            file: file_name.clone(),
-            ..FileReport::default()
-        },
-        skip_bad: options.skip_bad,
-    };
     let source = format!("{}:{}", options.format.name(), file_name);
     let ingested_at = chrono::Utc::now().timestamp_micros();
     let gz = file_name.ends_with(".gz");
-    match options.format {
-        Format::Csv => read_csv(
-            open_text(file, gz),
-            &file_name,
-            &source,
-            ingested_at,
-            &mut sink,
-            &progress,
-        )?,
-        Format::Jsonl => read_jsonl(
-            open_text(file, gz),
-            &file_name,
-            &source,
-            ingested_at,
-            &mut sink,
-            &progress,
-        )?,
-        Format::Parquet => {
-            read_parquet(file, &file_name, &source, ingested_at, &mut sink, &progress)?
-        }
-    }
+    // Two stages on two threads: this one parses and converts, the other dedupes and
+    // encodes Parquet. The bounded channel keeps memory flat.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(2);
+    let (read_result, report, write_result) = std::thread::scope(|scope| {
+        let writer_thread = scope.spawn(move || -> Result<BulkWriter> {
+            let mut writer = writer;
+            for batch in rx {
+                writer.write(&batch)?;
+            }
+            Ok(writer)
+        });
+        let mut sink = Sink {
+            tx: Some(tx),
+            report: FileReport {
+                file: file_name.clone(),
+                ..FileReport::default()
+            },
+            skip_bad: options.skip_bad,
+        };
+        let read_result = match options.format {
+            Format::Csv => read_csv(
+                open_text(file, gz),
+                &file_name,
+                &source,
+                ingested_at,
+                &mut sink,
+                &progress,
+            ),
+            Format::Jsonl => read_jsonl(
+                open_text(file, gz),
+                &file_name,
+                &source,
+                ingested_at,
+                &mut sink,
+                &progress,
+            ),
+            Format::Parquet => {
+                read_parquet(file, &file_name, &source, ingested_at, &mut sink, &progress)
+            }
+        };
+        // Closing the channel lets the writer finish.
+        sink.tx = None;
+        let write_result = writer_thread
+            .join()
+            .unwrap_or_else(|_| Err(Error::Invalid("the ingest writer thread failed".into())));
+        (read_result, sink.report, write_result)
+    });
     progress.finish_and_clear();
-    let Sink {
-        writer, mut report, ..
-    } = sink;
+    // A writer error explains a reader that stopped because the channel closed.
+    let writer = write_result?;
+    read_result?;
+    let mut report = report;
     let counts: WriteCounts = writer.commit()?;
     report.stored = counts.stored;
     report.duplicates = counts.duplicates;
@@ -149,7 +168,8 @@ fn progress_bar(enabled: bool, total: u64, name: &str) -> ProgressBar {
 
 /// Receives converted rows and bad records for one file.
 struct Sink {
-    writer: BulkWriter,
+    /// To the writer thread; `None` once the input is exhausted.
+    tx: Option<std::sync::mpsc::SyncSender<RecordBatch>>,
     report: FileReport,
     skip_bad: bool,
 }
@@ -184,8 +204,12 @@ impl Sink {
         if let Some(max) = arrow::compute::max(ts) {
             self.report.max_ts = Some(self.report.max_ts.map_or(max, |m| m.max(max)));
         }
-        self.writer.write(&batch)?;
-        Ok(())
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok());
+        if sent {
+            Ok(())
+        } else {
+            Err(Error::Invalid("the ingest writer stopped".into()))
+        }
     }
 
     fn flush(&mut self, rows: &mut UsageRows) -> Result<()> {

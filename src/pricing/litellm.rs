@@ -92,7 +92,8 @@ fn model_name<'a>(key: &'a str, litellm_provider: &str) -> Option<&'a str> {
         .find_map(|p| key.strip_prefix(p))
         .unwrap_or(key);
     let scoped = litellm_provider.starts_with("bedrock") || litellm_provider == "azure";
-    (!name.is_empty() && !(scoped && name.contains('/'))).then_some(name)
+    let route_specific = scoped && name.contains('/');
+    (!name.is_empty() && !route_specific).then_some(name)
 }
 
 /// A per-token price as a per-million price mantissa.

@@ -80,6 +80,18 @@ impl ConfigTable {
         self.name
     }
 
+    /// True when the table has a file in the data directory (it has been written at least
+    /// once); always false in memory.
+    pub fn has_file(&self) -> bool {
+        self.file.as_ref().is_some_and(|f| f.exists())
+    }
+
+    /// Replace the contents durably if the table is still at `expected_version`.
+    /// Blocking.
+    pub fn replace(&self, rows: RecordBatch, expected_version: u64) -> Result<()> {
+        self.commit(rows, Some(expected_version))
+    }
+
     /// Bumped by every committed change; lets readers cache what they derive from the rows.
     pub fn version(&self) -> u64 {
         self.read().version

@@ -84,6 +84,23 @@ impl EventIdIndex {
         new
     }
 
+    /// Whether `hash` is recorded for `day` (which must be loaded).
+    pub fn contains(&self, day: i32, hash: u128) -> bool {
+        self.days
+            .get(&day)
+            .is_some_and(|set| set.ids.contains(&hash))
+    }
+
+    /// Add committed ids to `day` if it is cached; an uncached day reloads them later.
+    pub fn extend_loaded(&mut self, day: i32, ids: impl IntoIterator<Item = u128>) {
+        if let Some(set) = self.days.get_mut(&day) {
+            let before = set.ids.len();
+            set.ids.extend(ids);
+            self.entries += set.ids.len() - before;
+        }
+        self.evict(day);
+    }
+
     /// Undo [`EventIdIndex::insert`] for writes that did not commit.
     pub fn forget(&mut self, added: &[(i32, u128)]) {
         for (day, hash) in added {

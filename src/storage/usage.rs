@@ -47,7 +47,9 @@ use crate::schema;
 /// Rows per Parquet row group written by compaction and ingest.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// Bulk ingest flushes row groups once its open writers buffer this many bytes in all.
-const BULK_BUFFER_BYTES: usize = 128 * 1024 * 1024;
+const BULK_BUFFER_BYTES: usize = 32 * 1024 * 1024;
+/// Bulk writes split rows by day in chunks of about this many rows.
+const BULK_PENDING_ROWS: usize = 256 * 1024;
 
 /// Counts from one write.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -237,6 +239,31 @@ impl UsageStore {
         })
     }
 
+    /// Which rows of a bulk write are new: not stored, and not earlier in the same write.
+    /// The write's own ids live in `local` until it commits, so the shared index only ever
+    /// holds ids that can be reloaded from published files, and an abort just drops `local`.
+    fn dedupe_bulk(
+        &self,
+        ids: &mut EventIdIndex,
+        batch: &RecordBatch,
+        local: &mut HashMap<i32, std::collections::HashSet<u128>>,
+    ) -> Result<BooleanArray> {
+        let event_ids = batch.column(0).as_string::<i32>();
+        let ts = batch.column(1).as_primitive::<TimestampMicrosecondType>();
+        let mut mask = Vec::with_capacity(batch.num_rows());
+        for row in 0..batch.num_rows() {
+            let day = day_of_micros(ts.value(row));
+            if !ids.is_loaded(day) {
+                let loaded = self.load_day_ids(day)?;
+                ids.insert_day(day, loaded);
+            }
+            let hash = EventIdIndex::hash(event_ids.value(row));
+            let new = !ids.contains(day, hash) && local.entry(day).or_default().insert(hash);
+            mask.push(new);
+        }
+        Ok(BooleanArray::from(mask))
+    }
+
     /// The hashed event ids already stored for `day` (files and buffer).
     fn load_day_ids(&self, day: i32) -> Result<Vec<u128>> {
         let mut hashes = Vec::new();
@@ -312,11 +339,11 @@ impl UsageStore {
         BulkWriter {
             store: Arc::clone(self),
             days: HashMap::new(),
-            added: Vec::new(),
-            pinned: std::collections::HashSet::new(),
+            local_ids: HashMap::new(),
+            pending: Vec::new(),
+            pending_rows: 0,
             memory: Vec::new(),
             counts: WriteCounts::default(),
-            finished: false,
         }
     }
 
@@ -442,9 +469,13 @@ fn split_by_day(batch: &RecordBatch) -> Result<Vec<(i32, RecordBatch)>> {
 }
 
 fn writer_properties() -> WriterProperties {
+    use parquet::schema::types::ColumnPath;
+    // Ids and hashes are (nearly) unique: a dictionary would only cost memory and time.
     WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_column_dictionary_enabled(ColumnPath::from("event_id"), false)
+        .set_column_dictionary_enabled(ColumnPath::from("prompt_hash"), false)
         .build()
 }
 
@@ -554,14 +585,14 @@ impl Drop for StagedPart {
 pub struct BulkWriter {
     store: Arc<UsageStore>,
     days: HashMap<i32, StagedPart>,
-    added: Vec<(i32, u128)>,
-    /// Days whose ids this write added: kept in the index until it ends, because a day
-    /// evicted now could not be reloaded with them (they are in no published file yet).
-    pinned: std::collections::HashSet<i32>,
+    /// Deduplicated rows not yet split by day (at most [`BULK_PENDING_ROWS`]).
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    /// Ids this write stored, per day; merged into the shared index on commit.
+    local_ids: HashMap<i32, std::collections::HashSet<u128>>,
     /// Rows kept in memory for an in-memory engine.
     memory: Vec<RecordBatch>,
     counts: WriteCounts,
-    finished: bool,
 }
 
 impl BulkWriter {
@@ -569,13 +600,12 @@ impl BulkWriter {
     /// are skipped.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<WriteCounts> {
         validate(batch)?;
-        let keep = {
+        let mask = {
             let mut writer = self.store.lock_writer();
             self.store
-                .dedupe(&mut writer.ids, batch, &mut self.pinned)?
+                .dedupe_bulk(&mut writer.ids, batch, &mut self.local_ids)?
         };
-        self.added.extend_from_slice(&keep.added);
-        let kept = filter_record_batch(batch, &keep.mask)?;
+        let kept = filter_record_batch(batch, &mask)?;
         let counts = WriteCounts {
             stored: kept.num_rows() as u64,
             duplicates: (batch.num_rows() - kept.num_rows()) as u64,
@@ -585,11 +615,32 @@ impl BulkWriter {
         if kept.num_rows() == 0 {
             return Ok(counts);
         }
-        let Some(dir) = self.store.data_dir.clone() else {
+        if self.store.data_dir.is_none() {
             self.memory.push(kept);
             return Ok(counts);
+        }
+        // Rows wait here until there are enough to split by day in few, large writes:
+        // Parquet encoding has a cost per write, and input is not always sorted by time.
+        self.pending_rows += kept.num_rows();
+        self.pending.push(kept);
+        if self.pending_rows >= BULK_PENDING_ROWS {
+            self.write_pending()?;
+        }
+        Ok(counts)
+    }
+
+    /// Split the pending rows by day and hand them to the staged parts.
+    fn write_pending(&mut self) -> Result<()> {
+        let Some(dir) = self.store.data_dir.clone() else {
+            return Ok(());
         };
-        for (day, rows) in split_by_day(&kept)? {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let all = concat_batches(&self.store.schema, &self.pending)?;
+        self.pending.clear();
+        self.pending_rows = 0;
+        for (day, rows) in split_by_day(&all)? {
             let part = match self.days.entry(day) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(v) => {
@@ -600,8 +651,7 @@ impl BulkWriter {
             };
             part.write(&rows)?;
         }
-        self.limit_memory()?;
-        Ok(counts)
+        self.limit_memory()
     }
 
     /// Keep the open writers' buffered row groups under [`BULK_BUFFER_BYTES`].
@@ -625,21 +675,19 @@ impl BulkWriter {
 
     /// Publish every staged part with one durable manifest update.
     pub fn commit(mut self) -> Result<WriteCounts> {
-        self.finished = true;
         let store = Arc::clone(&self.store);
-        let pinned = std::mem::take(&mut self.pinned);
-        let result = self.publish(&store);
+        let counts = self.publish(&store)?;
+        // Now durable: the ids join the shared index (for days it has loaded; others
+        // reload from the published files when next needed).
         let mut writer = store.lock_writer();
-        if result.is_err() {
-            writer.ids.forget(&self.added);
+        for (day, ids) in self.local_ids.drain() {
+            writer.ids.extend_loaded(day, ids);
         }
-        for day in pinned {
-            writer.ids.unpin(day);
-        }
-        result
+        Ok(counts)
     }
 
     fn publish(&mut self, store: &Arc<UsageStore>) -> Result<WriteCounts> {
+        self.write_pending()?;
         let Some(dir) = store.data_dir.clone() else {
             let rows: usize = self.memory.iter().map(RecordBatch::num_rows).sum();
             let mut snap = store.write_snapshot();
@@ -670,15 +718,9 @@ impl BulkWriter {
 
 impl Drop for BulkWriter {
     fn drop(&mut self) {
-        if !self.finished {
-            // Staged parts remove their temporary files as they drop.
-            self.days.clear();
-            let mut writer = self.store.lock_writer();
-            writer.ids.forget(&self.added);
-            for day in self.pinned.drain() {
-                writer.ids.unpin(day);
-            }
-        }
+        // Staged parts remove their temporary files as they drop; the write's ids were
+        // never in the shared index.
+        self.days.clear();
     }
 }
 

@@ -242,3 +242,101 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out.sort();
     out
 }
+
+#[test]
+fn a_new_data_directory_has_the_bundled_catalog_and_imports_upsert_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let count = |sql: &str| -> i64 {
+        sql_ok(&data, sql)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.parse().ok())
+            .expect("a number")
+    };
+    let before = count("SELECT count(*) AS n FROM pricing");
+    assert!(before > 1000, "bundled catalog rows: {before}");
+    let providers = sql_ok(
+        &data,
+        "SELECT DISTINCT provider FROM pricing ORDER BY provider",
+    );
+    for p in [
+        "openai",
+        "anthropic",
+        "google",
+        "aws_bedrock",
+        "azure_openai",
+        "mistral",
+        "deepseek",
+        "xai",
+        "groq",
+        "together",
+        "fireworks",
+    ] {
+        assert!(
+            providers.lines().any(|l| l == p),
+            "{p} missing from {providers}"
+        );
+    }
+    // The key of gpt-4o's current standard row, to change its price.
+    let from = sql_ok(
+        &data,
+        "SELECT CAST(max(effective_from) AS VARCHAR) AS f FROM pricing \
+         WHERE provider = 'openai' AND model = 'gpt-4o' AND service_tier = 'standard' \
+         AND min_prompt_tokens = 0 AND region IS NULL AND utc_start_time IS NULL",
+    );
+    let from = from
+        .lines()
+        .nth(1)
+        .expect("gpt-4o is in the catalog")
+        .to_string();
+    let csv = write(
+        dir.path(),
+        "prices.csv",
+        &format!(
+            "provider,model,effective_from,service_tier,input_per_mtok,output_per_mtok,source\n\
+             openai,gpt-4o,{from},standard,2.00,8.00,test\n\
+             acme,rocket-1,2026-01-01T00:00:00Z,standard,0.5,1.5,test\n"
+        ),
+    );
+    let out = spendql()
+        .args(["pricing", "import", "--format", "csv", "--data"])
+        .arg(&data)
+        .arg(&csv)
+        .output()
+        .expect("import");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("new model: acme/rocket-1"), "{text}");
+    assert!(text.contains("changed: openai/gpt-4o standard"), "{text}");
+    assert!(text.contains("1 new, 1 changed"), "{text}");
+    assert_eq!(
+        count("SELECT count(*) AS n FROM pricing"),
+        before + 1,
+        "nothing deleted"
+    );
+    assert_eq!(
+        sql_ok(
+            &data,
+            "SELECT token_cost('openai', 'gpt-4o-2024-08-06', now(), 1000000, 1000000) AS c"
+        ),
+        "c\n10.000000000000\n"
+    );
+    let bad = write(
+        dir.path(),
+        "bad.csv",
+        "provider,model,effective_from\nopenai,x,yesterday\n",
+    );
+    let out = spendql()
+        .args(["pricing", "import", "--format", "csv", "--data"])
+        .arg(&data)
+        .arg(&bad)
+        .output()
+        .expect("import");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.csv:2: effective_from"));
+}
