@@ -125,13 +125,16 @@ pub fn parse_size(text: &str) -> Result<usize> {
     Ok((number * factor) as usize)
 }
 
+/// A catalog built from the tables at these (pricing, models) versions.
+type CachedCatalog = Option<((u64, u64), Arc<spendql_udfs::PriceCatalog>)>;
+
 /// The price catalog of the `pricing` and `models` tables, rebuilt when either changes, so
 /// a changed price is visible to the next statement.
 #[derive(Debug)]
 struct TablePrices {
     pricing: Arc<crate::storage::ConfigTable>,
     models: Arc<crate::storage::ConfigTable>,
-    cache: Mutex<Option<((u64, u64), Arc<spendql_udfs::PriceCatalog>)>>,
+    cache: Mutex<CachedCatalog>,
 }
 
 impl spendql_udfs::CatalogSource for TablePrices {
