@@ -365,6 +365,31 @@ pub trait CatalogSource: Send + Sync + std::fmt::Debug {
     fn current(&self) -> Result<Arc<PriceCatalog>>;
 }
 
+/// A function's handle on its catalog source. Functions compare equal when they read the
+/// same source, which is what DataFusion's `ScalarUDFImpl` equality needs.
+#[derive(Debug, Clone)]
+pub struct CatalogHandle(pub Arc<dyn CatalogSource>);
+
+impl CatalogHandle {
+    pub fn current(&self) -> Result<Arc<PriceCatalog>> {
+        self.0.current()
+    }
+}
+
+impl PartialEq for CatalogHandle {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for CatalogHandle {}
+
+impl std::hash::Hash for CatalogHandle {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (Arc::as_ptr(&self.0) as *const () as usize).hash(state);
+    }
+}
+
 /// A fixed catalog, e.g. built from record batches with [`PriceCatalog::from_batches`].
 #[derive(Debug, Default, Clone)]
 pub struct StaticCatalog(pub Arc<PriceCatalog>);

@@ -12,13 +12,13 @@ use datafusion::logical_expr::{
 };
 
 use crate::args;
-use crate::catalog::{CatalogSource, PriceKind, Request};
+use crate::catalog::{CatalogHandle, CatalogSource, PriceKind, Request};
 use crate::rules;
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct PricePerMtokFunc {
     signature: Signature,
-    source: Arc<dyn CatalogSource>,
+    source: CatalogHandle,
 }
 
 impl PricePerMtokFunc {
@@ -28,22 +28,8 @@ impl PricePerMtokFunc {
                 vec![TypeSignature::Any(4), TypeSignature::Any(5)],
                 Volatility::Stable,
             ),
-            source,
+            source: CatalogHandle(source),
         }
-    }
-}
-
-impl PartialEq for PricePerMtokFunc {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.source, &other.source)
-    }
-}
-
-impl Eq for PricePerMtokFunc {}
-
-impl std::hash::Hash for PricePerMtokFunc {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name().hash(state);
     }
 }
 

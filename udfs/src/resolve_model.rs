@@ -12,7 +12,7 @@ use datafusion::logical_expr::{
 };
 
 use crate::args;
-use crate::catalog::CatalogSource;
+use crate::catalog::{CatalogHandle, CatalogSource};
 
 /// Names a raw model id may stand for, most specific first: the id without a
 /// `models/` or `publishers/<vendor>/models/` prefix, an OpenRouter `vendor/` prefix, a
@@ -95,32 +95,18 @@ pub fn candidates(raw: &str) -> Vec<String> {
 }
 
 /// `resolve_model(provider, model)`.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ResolveModelFunc {
     signature: Signature,
-    source: Arc<dyn CatalogSource>,
+    source: CatalogHandle,
 }
 
 impl ResolveModelFunc {
     pub fn new(source: Arc<dyn CatalogSource>) -> Self {
         ResolveModelFunc {
             signature: Signature::new(TypeSignature::Any(2), Volatility::Stable),
-            source,
+            source: CatalogHandle(source),
         }
-    }
-}
-
-impl PartialEq for ResolveModelFunc {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.source, &other.source)
-    }
-}
-
-impl Eq for ResolveModelFunc {}
-
-impl std::hash::Hash for ResolveModelFunc {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name().hash(state);
     }
 }
 

@@ -12,13 +12,13 @@ use datafusion::logical_expr::{
 };
 
 use crate::args;
-use crate::catalog::CatalogSource;
+use crate::catalog::{CatalogHandle, CatalogSource};
 use crate::costing::{self, CostInputs};
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct TokenCostFunc {
     signature: Signature,
-    source: Arc<dyn CatalogSource>,
+    source: CatalogHandle,
 }
 
 impl TokenCostFunc {
@@ -33,22 +33,8 @@ impl TokenCostFunc {
                 ],
                 Volatility::Stable,
             ),
-            source,
+            source: CatalogHandle(source),
         }
-    }
-}
-
-impl PartialEq for TokenCostFunc {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.source, &other.source)
-    }
-}
-
-impl Eq for TokenCostFunc {}
-
-impl std::hash::Hash for TokenCostFunc {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name().hash(state);
     }
 }
 

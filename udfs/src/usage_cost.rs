@@ -14,7 +14,7 @@ use datafusion::logical_expr::{
 };
 
 use crate::args;
-use crate::catalog::CatalogSource;
+use crate::catalog::{CatalogHandle, CatalogSource};
 use crate::costing::{self, CostInputs};
 
 const PARTS: [&str; 5] = [
@@ -32,32 +32,18 @@ fn fields() -> Fields {
         .collect()
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct UsageCostFunc {
     signature: Signature,
-    source: Arc<dyn CatalogSource>,
+    source: CatalogHandle,
 }
 
 impl UsageCostFunc {
     pub fn new(source: Arc<dyn CatalogSource>) -> Self {
         UsageCostFunc {
             signature: Signature::new(TypeSignature::Any(11), Volatility::Stable),
-            source,
+            source: CatalogHandle(source),
         }
-    }
-}
-
-impl PartialEq for UsageCostFunc {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.source, &other.source)
-    }
-}
-
-impl Eq for UsageCostFunc {}
-
-impl std::hash::Hash for UsageCostFunc {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name().hash(state);
     }
 }
 
