@@ -495,6 +495,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_in_memory_engine_can_load_the_bundled_catalog() {
+        let engine = Engine::in_memory().await.expect("engine");
+        engine.load_bundled_catalog().await.expect("load");
+        let rows = engine
+            .sql(
+                "SELECT CAST(token_cost('openai', 'gpt-4o-2024-08-06', now(), 1000, 100) IS NOT NULL AS VARCHAR) \
+                 || ' ' || CAST((SELECT count(*) FROM pricing) > 1000 AS VARCHAR) AS ok",
+            )
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("run");
+        let text = arrow::util::pretty::pretty_format_batches(&rows)
+            .expect("fmt")
+            .to_string();
+        assert!(text.contains("true true"), "{text}");
+    }
+
+    #[tokio::test]
     async fn insert_fills_defaults_and_skips_duplicates() {
         let engine = Engine::in_memory().await.expect("engine");
         let insert = "INSERT INTO usage (event_id, ts, provider, model, input_tokens, output_tokens) \

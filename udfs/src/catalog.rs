@@ -295,13 +295,6 @@ impl PriceCatalog {
         Ok(())
     }
 
-    /// True when the catalog prices `model` of `provider` at some time.
-    pub fn has_model(&self, provider: &str, model: &str) -> bool {
-        self.prices
-            .get(provider)
-            .is_some_and(|models| models.contains_key(model))
-    }
-
     /// The catalog's canonical id for a raw model name, or None.
     ///
     /// An exact catalog row wins, then an exact alias, then an alias pattern, then the
