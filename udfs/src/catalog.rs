@@ -8,11 +8,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, AsArray, Decimal128Array, Int64Array, RecordBatch, StringArray, Time64MicrosecondArray,
-    TimestampMicrosecondArray,
+use arrow::array::{Array, AsArray, Decimal128Array, PrimitiveArray, RecordBatch, StringArray};
+use arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Int64Type, Time64MicrosecondType, TimeUnit,
+    TimestampMicrosecondType,
 };
-use arrow::datatypes::DataType;
 use datafusion::common::{DataFusionError, Result};
 
 /// Prices are `DECIMAL(20,9)` USD per million tokens: mantissas at scale 9.
@@ -141,6 +141,22 @@ fn strings(batch: &RecordBatch, name: &str) -> Result<StringArray> {
         .ok_or_else(|| DataFusionError::Plan(format!("price catalog column {name} is not text")))
 }
 
+/// A column cast to `data_type`, as the primitive array of that type.
+fn primitive<T: ArrowPrimitiveType>(
+    batch: &RecordBatch,
+    name: &str,
+    data_type: &DataType,
+) -> Result<PrimitiveArray<T>> {
+    let array = arrow::compute::cast(column(batch, name)?, data_type)?;
+    array
+        .as_any()
+        .downcast_ref::<PrimitiveArray<T>>()
+        .cloned()
+        .ok_or_else(|| {
+            DataFusionError::Plan(format!("price catalog column {name} is not {data_type}"))
+        })
+}
+
 fn price_column(batch: &RecordBatch, name: &str) -> Result<Option<Decimal128Array>> {
     let Some(array) = batch.column_by_name(name) else {
         return Ok(None);
@@ -177,37 +193,15 @@ impl PriceCatalog {
     fn add_prices(&mut self, batch: &RecordBatch) -> Result<()> {
         let provider = strings(batch, "provider")?;
         let model = strings(batch, "model")?;
-        let ts_type = DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None);
-        let from = arrow::compute::cast(column(batch, "effective_from")?, &ts_type)?;
-        let from = from
-            .as_any()
-            .downcast_ref::<TimestampMicrosecondArray>()
-            .ok_or_else(|| DataFusionError::Plan("effective_from is not a timestamp".into()))?
-            .clone();
-        let to = arrow::compute::cast(column(batch, "effective_to")?, &ts_type)?;
-        let to = to
-            .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
-            .clone();
+        let ts_type = DataType::Timestamp(TimeUnit::Microsecond, None);
+        let time_type = DataType::Time64(TimeUnit::Microsecond);
+        let from = primitive::<TimestampMicrosecondType>(batch, "effective_from", &ts_type)?;
+        let to = primitive::<TimestampMicrosecondType>(batch, "effective_to", &ts_type)?;
         let tier = strings(batch, "service_tier")?;
         let region = strings(batch, "region")?;
-        let min_prompt =
-            arrow::compute::cast(column(batch, "min_prompt_tokens")?, &DataType::Int64)?;
-        let min_prompt = min_prompt
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .ok_or_else(|| DataFusionError::Plan("min_prompt_tokens is not an integer".into()))?
-            .clone();
-        let time_type = DataType::Time64(arrow::datatypes::TimeUnit::Microsecond);
-        let start = arrow::compute::cast(column(batch, "utc_start_time")?, &time_type)?;
-        let start = start
-            .as_any()
-            .downcast_ref::<Time64MicrosecondArray>()
-            .ok_or_else(|| DataFusionError::Plan("utc_start_time is not a time".into()))?
-            .clone();
-        let end = arrow::compute::cast(column(batch, "utc_end_time")?, &time_type)?;
-        let end = end
-            .as_primitive::<arrow::datatypes::Time64MicrosecondType>()
-            .clone();
+        let min_prompt = primitive::<Int64Type>(batch, "min_prompt_tokens", &DataType::Int64)?;
+        let start = primitive::<Time64MicrosecondType>(batch, "utc_start_time", &time_type)?;
+        let end = primitive::<Time64MicrosecondType>(batch, "utc_end_time", &time_type)?;
         let input = price_column(batch, "input_per_mtok")?;
         let cached = price_column(batch, "cached_input_per_mtok")?;
         let write = price_column(batch, "cache_write_per_mtok")?;
