@@ -7,6 +7,8 @@
 //! * the same aggregation in DuckDB over the stored Parquet parts, if the `duckdb` Python
 //!   package is installed (`pip install duckdb`).
 //!
+//! `BENCH_INPUTS=DIR` keeps the generated inputs in DIR and reuses them on the next run.
+//!
 //! Results go to stdout as Markdown rows for BENCHMARKS.md. Nothing here asserts a timing.
 
 use std::fs::File;
@@ -77,18 +79,16 @@ fn batch(rng: &mut StdRng, start: usize, rows: usize) -> RecordBatch {
     RecordBatch::try_new(schema, columns).expect("synthetic batch")
 }
 
-fn write_inputs(dir: &Path, rows: usize) -> (PathBuf, PathBuf) {
-    let parquet_path = dir.join("usage.parquet");
-    let csv_path = dir.join("usage.csv");
+fn write_inputs(parquet_path: &Path, csv_path: &Path, rows: usize) {
     let mut rng = StdRng::seed_from_u64(42);
     let schema = spendql::schema::usage_schema();
-    let mut pq = ArrowWriter::try_new(File::create(&parquet_path).expect("create"), schema, None)
+    let mut pq = ArrowWriter::try_new(File::create(parquet_path).expect("create"), schema, None)
         .expect("writer");
     let mut csv = arrow::csv::WriterBuilder::new()
         .with_header(true)
         .with_timestamp_tz_format("%Y-%m-%dT%H:%M:%S%.6fZ".to_string())
         .build(std::io::BufWriter::new(
-            File::create(&csv_path).expect("create"),
+            File::create(csv_path).expect("create"),
         ));
     let mut written = 0;
     while written < rows {
@@ -110,7 +110,6 @@ fn write_inputs(dir: &Path, rows: usize) -> (PathBuf, PathBuf) {
     }
     pq.close().expect("close");
     drop(csv);
-    (parquet_path, csv_path)
 }
 
 /// Run a command under GNU time; (seconds, peak RSS in MiB, stdout).
@@ -156,12 +155,22 @@ fn main() {
         .unwrap_or(10_000_000);
     let bin = env!("CARGO_BIN_EXE_spendql");
     let work = tempfile::tempdir().expect("tempdir");
-    let t = Instant::now();
-    let (parquet, csv) = write_inputs(work.path(), rows);
-    eprintln!(
-        "wrote {rows} rows as Parquet and CSV in {:.1}s",
-        t.elapsed().as_secs_f64()
+    // BENCH_INPUTS keeps the generated inputs in a directory and reuses them next time.
+    let inputs =
+        std::env::var_os("BENCH_INPUTS").map_or_else(|| work.path().to_path_buf(), PathBuf::from);
+    std::fs::create_dir_all(&inputs).expect("inputs directory");
+    let (parquet, csv) = (
+        inputs.join(format!("usage-{rows}.parquet")),
+        inputs.join(format!("usage-{rows}.csv")),
     );
+    if !(parquet.exists() && csv.exists()) {
+        let t = Instant::now();
+        write_inputs(&parquet, &csv, rows);
+        eprintln!(
+            "wrote {rows} rows as Parquet and CSV in {:.1}s",
+            t.elapsed().as_secs_f64()
+        );
+    }
 
     let mut results = Vec::new();
     for (format, file) in [("parquet", &parquet), ("csv", &csv)] {

@@ -309,10 +309,7 @@ impl Engine {
                 .storage
                 .config_table("pricing")
                 .ok_or_else(|| Error::Invalid("built-in table pricing is missing".into()))?;
-            let version = table.version();
-            let (merged, report) = crate::pricing::upsert(&table.rows(), &incoming)?;
-            table.replace(merged, version)?;
-            Ok(report)
+            crate::pricing::import_into(table, &incoming)
         })
         .await
         .map_err(|e| Error::Invalid(format!("import task failed: {e}")))?
@@ -344,6 +341,12 @@ impl Engine {
             .build();
         let ctx = SessionContext::new_with_state(state);
         spendql_udfs::register_all_with_catalog(&ctx, Arc::clone(&self.inner.prices));
+        if let Some(pricing) = self.inner.storage.config_table("pricing") {
+            ctx.register_udtf(
+                crate::pricing::sql::NAME,
+                Arc::new(crate::pricing::sql::PricingImport::new(Arc::clone(pricing))),
+            );
+        }
         ctx
     }
 

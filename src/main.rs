@@ -249,14 +249,7 @@ async fn run(cli: Cli) -> Result<()> {
             for change in &report.changed {
                 println!("changed: {change}");
             }
-            println!(
-                "{}: {rows} price rows read; {} new, {} changed, {} unchanged; {} new models",
-                file.display(),
-                report.new_rows,
-                report.changed.len(),
-                report.unchanged,
-                report.new_models.len()
-            );
+            println!("{}: {}", file.display(), report.summary(rows));
             engine.shutdown().await
         }
         Command::Demo { data, seed } => {

@@ -577,6 +577,10 @@ fn fill_defaults(
         (_, Some(ColumnDefault::Text(v))) => Arc::new(StringArray::from(vec![*v; n])),
         (_, None) => return Ok(column),
     };
+    // A column the file does not have is all default: no merge needed.
+    if column.null_count() == n {
+        return Ok(filler);
+    }
     let is_null = arrow::compute::is_null(&column)?;
     Ok(arrow::compute::kernels::zip::zip(
         &is_null, &filler, &column,

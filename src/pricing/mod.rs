@@ -9,12 +9,14 @@
 mod genai;
 mod litellm;
 mod record;
+pub mod sql;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use arrow::record_batch::RecordBatch;
 
+use crate::storage::ConfigTable;
 use crate::{Error, Result};
 pub use record::PriceRecord;
 use record::{models_from_csv, records_from_batch, records_from_csv, records_to_batch};
@@ -50,21 +52,34 @@ pub enum ImportFormat {
 /// `genai` and `litellm` submodules for what they skip.
 pub fn read_import(format: ImportFormat, path: &Path) -> Result<RecordBatch> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let name = path.display().to_string();
+    parse_import(format, &bytes, path)
+}
+
+/// Parses a document in `format` into `pricing` rows; `name` labels errors.
+pub fn parse_import(format: ImportFormat, bytes: &[u8], name: &Path) -> Result<RecordBatch> {
     let records = match format {
-        ImportFormat::Csv => records_from_csv(bytes.as_slice(), &name)?,
+        ImportFormat::Csv => records_from_csv(bytes, &name.display().to_string())?,
         ImportFormat::GenaiPrices | ImportFormat::Litellm => {
-            let value: serde_json::Value = serde_json::from_slice(&bytes)
-                .map_err(|e| Error::corrupt(path, format!("invalid JSON: {e}")))?;
+            let value: serde_json::Value = serde_json::from_slice(bytes)
+                .map_err(|e| Error::corrupt(name, format!("invalid JSON: {e}")))?;
             let rows = if format == ImportFormat::GenaiPrices {
                 genai::records(&value)
             } else {
                 litellm::records(&value)
             };
-            rows.map_err(|reason| Error::corrupt(path, reason))?
+            rows.map_err(|reason| Error::corrupt(name, reason))?
         }
     };
     records_to_batch(&dedup(records))
+}
+
+/// Upserts `incoming` into the `pricing` table durably (blocking). Fails rather than
+/// overwrite if another writer changed the table meanwhile.
+pub fn import_into(table: &ConfigTable, incoming: &RecordBatch) -> Result<ImportReport> {
+    let version = table.version();
+    let (merged, report) = upsert(&table.rows(), incoming)?;
+    table.replace(merged, version)?;
+    Ok(report)
 }
 
 /// What [`upsert`] did.
@@ -79,6 +94,19 @@ pub struct ImportReport {
     pub changed: Vec<String>,
     /// Replaced rows with identical prices.
     pub unchanged: usize,
+}
+
+impl ImportReport {
+    /// One line: what was read and what changed.
+    pub fn summary(&self, rows_read: usize) -> String {
+        format!(
+            "{rows_read} price rows read; {} new, {} changed, {} unchanged; {} new models",
+            self.new_rows,
+            self.changed.len(),
+            self.unchanged,
+            self.new_models.len()
+        )
+    }
 }
 
 /// Merges `incoming` into `existing` by the row key (provider, model, service_tier,

@@ -138,3 +138,78 @@ async fn extended_protocol_parameters_numeric_and_errors() {
     assert_eq!(one, 1);
     server.stop();
 }
+
+/// An admin refreshes the catalog from psql with a document on the client machine; the
+/// change prices the next query and survives a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_imports_prices_from_a_client_side_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let doc = dir.path().join("litellm.json");
+    std::fs::write(
+        &doc,
+        r#"{"acme-chat": {"litellm_provider": "openai", "mode": "chat",
+            "input_cost_per_token": 0.0000025, "output_cost_per_token": 0.00001}}"#,
+    )
+    .expect("write document");
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]);
+    let script = format!(
+        "\\set doc `cat {}`\nSELECT change, detail FROM pricing_import('litellm', :'doc') ORDER BY 1, 2;\n\
+         SELECT token_cost('openai', 'acme-chat', now(), 1000000, 1000000);\n",
+        doc.display()
+    );
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            &server.addr.ip().to_string(),
+            "-p",
+            &server.addr.port().to_string(),
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "spendql",
+        ])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(script.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("psql runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        vec![
+            "new model|openai/acme-chat",
+            "summary|1 price rows read; 1 new, 0 changed, 0 unchanged; 1 new models",
+            "12.500000000000",
+        ]
+    );
+
+    server.stop();
+    let server = Server::start(&data, &[]);
+    let client = server.connect().await;
+    let cost: String = client
+        .query_one(
+            "SELECT CAST(token_cost('openai', 'acme-chat', now(), 2000000, 0) AS TEXT)",
+            &[],
+        )
+        .await
+        .expect("cost after restart")
+        .get(0);
+    assert_eq!(cost, "5.000000000000");
+}
