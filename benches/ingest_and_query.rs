@@ -5,7 +5,9 @@
 //! * `spendql ingest --format parquet` and `--format csv`: rows/s and peak RSS (GNU time);
 //! * spend by month and team through the `spend` view (`spendql sql`);
 //! * the same aggregation in DuckDB over the stored Parquet parts, if the `duckdb` Python
-//!   package is installed (`pip install duckdb`).
+//!   package is installed (`pip install duckdb`);
+//! * `sum(token_cost(...))` over all rows in a warm engine, against DuckDB computing the same
+//!   sum as an as-of join of the stored parts to the same effective-dated prices.
 //!
 //! `BENCH_INPUTS=DIR` keeps the generated inputs in DIR and reuses them on the next run.
 //!
@@ -233,7 +235,114 @@ print(len(rows), time.time() - t)
         }
         _ => results.push("| DuckDB | not installed (pip install duckdb) | | | |".to_string()),
     }
+    results.extend(token_cost_vs_duckdb(&data, work.path(), rows));
     for line in results {
         println!("{line}");
     }
+}
+
+/// Repetitions of each warm query; the median is reported.
+const RUNS: usize = 5;
+
+/// `sum(token_cost(...))` over every usage row, in one warm engine, against DuckDB summing the
+/// same costs as an as-of join of the Parquet parts to the same effective-dated prices.
+fn token_cost_vs_duckdb(data: &Path, work: &Path, rows: usize) -> Vec<String> {
+    let models = "('gpt-4o', 'gpt-4o-mini', 'claude-sonnet-4', 'gemini-2.0-flash')";
+    let prices = work.join("prices.csv");
+    let (_, _, csv) = timed(
+        Command::new(env!("CARGO_BIN_EXE_spendql"))
+            .args(["sql", "--format", "csv", "--data"])
+            .arg(data)
+            .arg(format!(
+                "SELECT provider, model, effective_from, input_per_mtok, output_per_mtok FROM pricing \
+                 WHERE model IN {models} AND service_tier = 'standard' AND region IS NULL \
+                 AND min_prompt_tokens = 0 AND utc_start_time IS NULL ORDER BY 1, 2, 3"
+            )),
+    );
+    std::fs::write(&prices, csv).expect("write prices");
+
+    let query =
+        "SELECT sum(token_cost(provider, model, ts, input_tokens, output_tokens)) FROM usage";
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (spendql_secs, spendql_sum) = runtime.block_on(async {
+        let engine = spendql::Engine::open(data).await.expect("open engine");
+        let mut times = Vec::new();
+        let mut sum = String::new();
+        for _ in 0..RUNS {
+            let started = Instant::now();
+            let batches = engine
+                .sql(query)
+                .await
+                .expect("plan")
+                .collect()
+                .await
+                .expect("run");
+            times.push(started.elapsed().as_secs_f64());
+            sum =
+                arrow::util::display::array_value_to_string(batches[0].column(0), 0).expect("sum");
+        }
+        engine.shutdown().await.expect("shutdown");
+        (median(times), sum)
+    });
+    let mut out = vec![format!(
+        "| spendql: `{query}` (warm engine, median of {RUNS}) | {rows} rows | {spendql_secs:.3} s | sum {spendql_sum} | |"
+    )];
+
+    let duck = format!(
+        r#"
+import duckdb, statistics, time
+con = duckdb.connect()
+con.execute("CREATE TABLE prices AS SELECT provider, model, CAST(effective_from AS TIMESTAMPTZ) AS effective_from, CAST(input_per_mtok AS DECIMAL(20,9)) AS input_per_mtok, CAST(output_per_mtok AS DECIMAL(20,9)) AS output_per_mtok FROM read_csv('{prices}', all_varchar = true)")
+q = """SELECT sum((u.input_tokens * p.input_per_mtok + u.output_tokens * p.output_per_mtok) / 1000000)
+  FROM read_parquet('{data}/usage/*/*.parquet') u
+  ASOF JOIN prices p ON u.provider = p.provider AND u.model = p.model AND u.ts >= p.effective_from"""
+times = []
+for _ in range({RUNS}):
+    t = time.time()
+    total = con.execute(q).fetchone()[0]
+    times.append(time.time() - t)
+print(statistics.median(times), total)
+"#,
+        prices = prices.display(),
+        data = data.display()
+    );
+    match Command::new("python3").arg("-c").arg(&duck).output() {
+        Ok(o) if o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            let mut parts = text.split_whitespace();
+            let secs: f64 = parts
+                .next()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(f64::NAN);
+            let duck_sum = parts.next().unwrap_or("?").to_string();
+            let agree = cents(&duck_sum) == cents(&spendql_sum);
+            out.push(format!(
+                "| DuckDB (Python): the same sum as an ASOF join to the prices (median of {RUNS}) | {rows} rows | {secs:.3} s | sum {duck_sum}; same to the cent: {agree} | SpendQL/DuckDB {:.2} |",
+                spendql_secs / secs
+            ));
+        }
+        Ok(o) => out.push(format!(
+            "| DuckDB | failed: {} | | | |",
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        )),
+        Err(_) => out.push("| DuckDB | not installed (pip install duckdb) | | | |".to_string()),
+    }
+    out
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// A decimal string cut to whole cents, for comparing engines' sums.
+fn cents(decimal: &str) -> (String, String) {
+    let (whole, frac) = decimal
+        .trim()
+        .split_once('.')
+        .unwrap_or((decimal.trim(), ""));
+    (whole.to_string(), format!("{frac:0<2}")[..2].to_string())
 }

@@ -302,6 +302,7 @@ impl Engine {
     pub async fn import_prices(
         &self,
         incoming: arrow::record_batch::RecordBatch,
+        dating: crate::pricing::Dating,
     ) -> Result<crate::pricing::ImportReport> {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
@@ -309,7 +310,7 @@ impl Engine {
                 .storage
                 .config_table("pricing")
                 .ok_or_else(|| Error::Invalid("built-in table pricing is missing".into()))?;
-            crate::pricing::import_into(table, &incoming)
+            crate::pricing::import_into(table, &incoming, dating)
         })
         .await
         .map_err(|e| Error::Invalid(format!("import task failed: {e}")))?

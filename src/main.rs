@@ -242,7 +242,8 @@ async fn run(cli: Cli) -> Result<()> {
                     .await
                     .map_err(|e| Error::Invalid(format!("import task failed: {e}")))??;
             let rows = incoming.num_rows();
-            let report = engine.import_prices(incoming).await?;
+            let dating = format.dating(chrono::Utc::now().timestamp_micros());
+            let report = engine.import_prices(incoming, dating).await?;
             for model in &report.new_models {
                 println!("new model: {model}");
             }

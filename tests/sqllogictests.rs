@@ -1,4 +1,5 @@
-//! Runs every `sql/**/*.slt` file, each against a fresh in-memory engine.
+//! Runs every `sql/**/*.slt` and `testdata/**/*.slt` file, each against a fresh in-memory
+//! engine.
 //!
 //! `cargo test --test sqllogictests` runs them all; positional arguments filter by path
 //! substring; `-- --complete` rewrites the expected results in place.
@@ -178,9 +179,10 @@ async fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let complete = args.iter().any(|a| a == "--complete");
     let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
-    slt_files(&root, &mut files);
+    slt_files(&root.join("sql"), &mut files);
+    slt_files(&root.join("testdata"), &mut files);
     files.sort();
     files.retain(|f| {
         filters.is_empty()

@@ -46,6 +46,18 @@ pub enum ImportFormat {
     Csv,
 }
 
+impl ImportFormat {
+    /// How the format's rows are dated, for an import at `now` (µs since the epoch).
+    /// LiteLLM's file has no dates: it is the prices in force today.
+    pub fn dating(self, now: i64) -> Dating {
+        if self == ImportFormat::Litellm {
+            Dating::CurrentAt(now)
+        } else {
+            Dating::Dated
+        }
+    }
+}
+
 /// Reads `path` as `format` into `pricing` rows.
 ///
 /// The JSON readers apply the conversion of `scripts/build_catalog.py`; see the
@@ -75,9 +87,13 @@ pub fn parse_import(format: ImportFormat, bytes: &[u8], name: &Path) -> Result<R
 
 /// Upserts `incoming` into the `pricing` table durably (blocking). Fails rather than
 /// overwrite if another writer changed the table meanwhile.
-pub fn import_into(table: &ConfigTable, incoming: &RecordBatch) -> Result<ImportReport> {
+pub fn import_into(
+    table: &ConfigTable,
+    incoming: &RecordBatch,
+    dating: Dating,
+) -> Result<ImportReport> {
     let version = table.version();
-    let (merged, report) = upsert(&table.rows(), incoming)?;
+    let (merged, report) = upsert(&table.rows(), incoming, dating)?;
     table.replace(merged, version)?;
     Ok(report)
 }
@@ -109,14 +125,27 @@ impl ImportReport {
     }
 }
 
+/// How the incoming rows of an import are dated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dating {
+    /// Each row carries the date its price took effect.
+    Dated,
+    /// The rows are the prices in force at this instant (µs since the epoch), with no
+    /// history: a price that differs from the one in force becomes a new row effective from
+    /// this instant, so usage before it keeps the price it had.
+    CurrentAt(i64),
+}
+
 /// Merges `incoming` into `existing` by the row key (provider, model, service_tier,
 /// region, min_prompt_tokens, utc_start_time, effective_from).
 ///
 /// An incoming row replaces the existing row with its key; new keys are appended; existing
-/// rows absent from `incoming` are kept, so history is never deleted.
+/// rows absent from `incoming` are kept, so history is never deleted. Undated rows
+/// ([`Dating::CurrentAt`]) are first given the date they apply from.
 pub fn upsert(
     existing: &RecordBatch,
     incoming: &RecordBatch,
+    dating: Dating,
 ) -> Result<(RecordBatch, ImportReport)> {
     let mut rows = records_from_batch(existing)?;
     let incoming = records_from_batch(incoming)?;
@@ -126,7 +155,11 @@ pub fn upsert(
         .map(|r| (r.provider.clone(), r.model.clone()))
         .collect();
     let mut report = ImportReport::default();
-    for row in incoming {
+    for mut row in incoming {
+        let repriced_from = match dating {
+            Dating::CurrentAt(now) => date_current_price(&rows, &mut row, now),
+            Dating::Dated => None,
+        };
         match index.get(&row.key()) {
             Some(&i) => {
                 let diff = rows[i].describe_changes(&row);
@@ -144,19 +177,60 @@ pub fn upsert(
                 rows[i] = row;
             }
             None => {
-                let name = format!("{}/{}", row.provider, row.model);
-                if !known.contains(&(row.provider.clone(), row.model.clone()))
-                    && !report.new_models.contains(&name)
-                {
-                    report.new_models.push(name);
+                if let Some(previous) = repriced_from {
+                    report.changed.push(format!(
+                        "{}/{} {}: {} (from {}; earlier usage keeps the earlier price)",
+                        row.provider,
+                        row.model,
+                        row.label(),
+                        previous.describe_changes(&row).join(", "),
+                        record::format_timestamp(row.effective_from),
+                    ));
+                } else {
+                    let name = format!("{}/{}", row.provider, row.model);
+                    if !known.contains(&(row.provider.clone(), row.model.clone()))
+                        && !report.new_models.contains(&name)
+                    {
+                        report.new_models.push(name);
+                    }
+                    report.new_rows += 1;
                 }
-                report.new_rows += 1;
                 index.insert(row.key(), rows.len());
                 rows.push(row);
             }
         }
     }
     Ok((records_to_batch(&rows)?, report))
+}
+
+/// Dates an undated price against the row of its series (key without the date) in force at
+/// `now`: the same prices keep that row's date; other prices start at `now`, and the row
+/// they replace is returned. A series the table does not have keeps the row's own date.
+fn date_current_price(
+    existing: &[PriceRecord],
+    row: &mut PriceRecord,
+    now: i64,
+) -> Option<PriceRecord> {
+    let series = |r: &PriceRecord| {
+        let mut key = r.key();
+        key.6 = 0;
+        key
+    };
+    let wanted = series(row);
+    let current = existing
+        .iter()
+        .filter(|r| series(r) == wanted)
+        .filter(|r| r.effective_from <= now && r.effective_to.is_none_or(|to| now < to))
+        .max_by_key(|r| r.effective_from)?;
+    if current.prices == row.prices {
+        row.effective_from = current.effective_from;
+        row.effective_to = current.effective_to;
+        row.source = current.source.clone();
+        None
+    } else {
+        row.effective_from = now;
+        Some(current.clone())
+    }
 }
 
 /// An exact decimal as a `DECIMAL(20,9)` mantissa, rounded half-even to 9 places.

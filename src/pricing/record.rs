@@ -163,6 +163,13 @@ fn format_ts(t: Option<i64>) -> String {
         .unwrap_or_else(|| "NULL".to_string())
 }
 
+/// `YYYY-MM-DD HH:MM:SS UTC` of a microsecond timestamp, for reports.
+pub(crate) fn format_timestamp(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| micros.to_string())
+}
+
 fn format_time(micros: i64) -> String {
     let secs = micros.div_euclid(1_000_000);
     format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)

@@ -121,7 +121,8 @@ fn run_import(
     let incoming = parse_import(format, document.as_bytes(), Path::new("document"))
         .map_err(|e| DataFusionError::Execution(format!("invalid input syntax for {NAME}: {e}")))?;
     let rows = incoming.num_rows();
-    let report = import_into(pricing, &incoming)?;
+    let now = chrono::Utc::now().timestamp_micros();
+    let report = import_into(pricing, &incoming, format.dating(now))?;
     report_batch(rows, &report)
 }
 

@@ -119,7 +119,7 @@ fn upsert_adds_replaces_and_keeps() {
         later,                              // new period of a known model
         row("gpt-9", "1", "2"),             // new model
     ]);
-    let (merged, report) = upsert(&existing, &incoming).expect("upsert");
+    let (merged, report) = upsert(&existing, &incoming, Dating::Dated).expect("upsert");
     assert_eq!(
         merged.schema(),
         table_def("pricing").expect("pricing").schema
@@ -137,9 +137,56 @@ fn upsert_adds_replaces_and_keeps() {
     assert_eq!(merged[1].model, "gpt-4o-mini");
 
     // Rows missing from the incoming set are kept.
-    let (kept, report) = upsert(&existing, &batch(&[])).expect("upsert");
+    let (kept, report) = upsert(&existing, &batch(&[]), Dating::Dated).expect("upsert");
     assert_eq!(kept.num_rows(), 2);
     assert_eq!(report, ImportReport::default());
+}
+
+/// A dateless source (LiteLLM) never rewrites history: a changed price starts at the import,
+/// and re-importing the same file changes nothing.
+#[test]
+fn undated_import_adds_a_dated_row_for_a_changed_price() {
+    let existing = batch(&[row("gpt-4o", "2.5", "10")]);
+    let now = ts("2026-11-28T12:00:00Z");
+    let undated = |input: &str| {
+        let mut r = row("gpt-4o", input, "10");
+        r.effective_from = ts("2023-01-01T00:00:00Z");
+        r
+    };
+    let (same, report) =
+        upsert(&existing, &batch(&[undated("2.5")]), Dating::CurrentAt(now)).expect("upsert");
+    assert_eq!(same.num_rows(), 1);
+    assert_eq!(report.unchanged, 1);
+    assert_eq!(rows(&same)[0].effective_from, ts("2024-01-01T00:00:00Z"));
+
+    let (merged, report) =
+        upsert(&existing, &batch(&[undated("2")]), Dating::CurrentAt(now)).expect("upsert");
+    let merged_rows = rows(&merged);
+    assert_eq!(
+        merged_rows.len(),
+        2,
+        "the old price stays for earlier usage"
+    );
+    assert_eq!(merged_rows[0].prices[0], price("2.5"));
+    assert_eq!(merged_rows[1].prices[0], price("2"));
+    assert_eq!(merged_rows[1].effective_from, now);
+    assert_eq!(report.new_rows, 0);
+    assert_eq!(
+        report.changed,
+        vec![
+            "openai/gpt-4o standard: input 2.5 → 2 (from 2026-11-28 12:00:00 UTC; earlier usage \
+             keeps the earlier price)"
+                .to_string()
+        ]
+    );
+
+    // The same file again, later: the new row is the one in force and matches.
+    let later = ts("2026-12-01T00:00:00Z");
+    let (again, report) =
+        upsert(&merged, &batch(&[undated("2")]), Dating::CurrentAt(later)).expect("upsert");
+    assert_eq!(again.num_rows(), 2);
+    assert_eq!(report.unchanged, 1);
+    assert!(report.changed.is_empty());
 }
 
 fn write(text: &str) -> tempfile::NamedTempFile {

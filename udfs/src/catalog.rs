@@ -294,6 +294,7 @@ impl PriceCatalog {
     /// An exact catalog row wins, then an exact alias, then an alias pattern, then the
     /// naming conventions of the providers (see [`crate::resolve_model`]).
     pub fn resolve<'a>(&'a self, provider: &str, raw: &'a str) -> Option<&'a str> {
+        let provider = self.catalog_provider(provider, raw);
         if let Some((model, _)) = self.prices.get(provider).and_then(|m| m.get_key_value(raw)) {
             return Some(model.as_str());
         }
@@ -322,13 +323,76 @@ impl PriceCatalog {
 
     /// The price row that applies to `request` for the canonical `model`.
     pub fn price(&self, provider: &str, model: &str, request: &Request<'_>) -> Option<&PriceRow> {
-        self.prices
-            .get(provider)?
+        let models = match self.prices.get(provider) {
+            Some(models) => models,
+            None => self.prices.get(self.catalog_provider(provider, model))?,
+        };
+        models
             .get(model)?
             .iter()
             .filter(|row| row.applies(request))
             .max_by_key(|row| row.specificity())
     }
+}
+
+impl PriceCatalog {
+    /// The catalog provider whose rows price `provider`'s `model`: the provider itself when
+    /// the catalog has rows for it (an explicit row always wins), else what the name means as
+    /// exports and gateways spell it ([`provider_alias`]).
+    fn catalog_provider<'a>(&self, provider: &'a str, model: &str) -> &'a str {
+        if self.prices.contains_key(provider) {
+            return provider;
+        }
+        provider_alias(provider, model).unwrap_or(provider)
+    }
+}
+
+/// Other spellings of catalog providers. Vertex AI serves Google's Gemini models at Google's
+/// prices and Anthropic's Claude models at Anthropic's, so it maps by the model.
+pub fn provider_alias(provider: &str, model: &str) -> Option<&'static str> {
+    const VERTEX: [&str; 6] = [
+        "vertex",
+        "vertex_ai",
+        "vertexai",
+        "google_vertex",
+        "google-vertex",
+        "gcp",
+    ];
+    const ALIASES: [(&str, &str); 22] = [
+        ("gemini", "google"),
+        ("google_ai_studio", "google"),
+        ("google-ai-studio", "google"),
+        ("google", "google"),
+        ("bedrock", "aws_bedrock"),
+        ("aws", "aws_bedrock"),
+        ("amazon_bedrock", "aws_bedrock"),
+        ("aws-bedrock", "aws_bedrock"),
+        ("aws_bedrock", "aws_bedrock"),
+        ("azure", "azure_openai"),
+        ("azure-openai", "azure_openai"),
+        ("azure_openai", "azure_openai"),
+        ("openai", "openai"),
+        ("anthropic", "anthropic"),
+        ("mistralai", "mistral"),
+        ("mistral", "mistral"),
+        ("x-ai", "xai"),
+        ("xai", "xai"),
+        ("together_ai", "together"),
+        ("togetherai", "together"),
+        ("fireworks_ai", "fireworks"),
+        ("deepseek", "deepseek"),
+    ];
+    if VERTEX.iter().any(|v| v.eq_ignore_ascii_case(provider)) {
+        let claude = model
+            .as_bytes()
+            .windows(6)
+            .any(|w| w.eq_ignore_ascii_case(b"claude"));
+        return Some(if claude { "anthropic" } else { "google" });
+    }
+    ALIASES
+        .iter()
+        .find(|(alias, _)| alias.eq_ignore_ascii_case(provider))
+        .map(|(_, canonical)| *canonical)
 }
 
 /// SQL `LIKE` with `%` (any run) and `_` (one character).
@@ -433,5 +497,20 @@ mod tests {
         assert!(row(0, "standard", 0, night).applies(&r(17 * 3_600_000_000, "standard", 1)));
         assert!(row(0, "standard", 0, night).applies(&r(10 * 60_000_000, "standard", 1)));
         assert!(!row(0, "standard", 0, night).applies(&r(12 * 3_600_000_000, "standard", 1)));
+    }
+
+    #[test]
+    fn provider_spellings_map_to_catalog_providers() {
+        assert_eq!(
+            provider_alias("vertex_ai", "gemini-2.5-pro"),
+            Some("google")
+        );
+        assert_eq!(
+            provider_alias("Vertex_AI", "claude-sonnet-4@20250514"),
+            Some("anthropic")
+        );
+        assert_eq!(provider_alias("bedrock", "anything"), Some("aws_bedrock"));
+        assert_eq!(provider_alias("OpenAI", "gpt-4o"), Some("openai"));
+        assert_eq!(provider_alias("acme", "gpt-4o"), None);
     }
 }

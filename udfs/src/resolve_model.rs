@@ -118,11 +118,14 @@ static DOC: std::sync::LazyLock<Documentation> = std::sync::LazyLock::new(|| {
          `models.aliases` (exact, then LIKE patterns), then the providers' naming conventions: \
          `models/` and `publishers/<vendor>/models/` prefixes, OpenRouter `vendor/model`, \
          Bedrock ids with region and vendor prefixes and `-vN:M` suffixes, Vertex `@version`, \
-         and dated snapshots (`gpt-4o-2024-08-06`).",
+         and dated snapshots (`gpt-4o-2024-08-06`). A provider without catalog rows of its own \
+         is read as the catalog provider it names: `vertex_ai` is `google` for Gemini and \
+         `anthropic` for Claude, `bedrock` is `aws_bedrock`, `azure` is `azure_openai`, and so \
+         on; the costing functions price it the same way.",
         "resolve_model(provider, model)",
     )
     .with_sql_example("```sql\n> SELECT resolve_model('openai', 'gpt-4o-2024-08-06');\n+--------+\n| gpt-4o |\n+--------+\n```")
-    .with_argument("provider", "Canonical provider id, e.g. `openai`, `aws_bedrock`.")
+    .with_argument("provider", "Provider id, e.g. `openai`, `aws_bedrock`, `vertex_ai`.")
     .with_argument("model", "The model name as the provider reported it.")
     .build()
 });
