@@ -292,6 +292,7 @@ fn token_cost_vs_duckdb(data: &Path, work: &Path, rows: usize) -> Vec<String> {
         r#"
 import duckdb, statistics, time
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 con.execute("CREATE TABLE prices AS SELECT provider, model, CAST(effective_from AS TIMESTAMPTZ) AS effective_from, CAST(input_per_mtok AS DECIMAL(20,9)) AS input_per_mtok, CAST(output_per_mtok AS DECIMAL(20,9)) AS output_per_mtok FROM read_csv('{prices}', all_varchar = true)")
 q = """SELECT sum((u.input_tokens * p.input_per_mtok + u.output_tokens * p.output_per_mtok) / 1000000)
   FROM read_parquet('{data}/usage/*/*.parquet') u

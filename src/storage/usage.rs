@@ -48,7 +48,7 @@ use crate::schema;
 /// Rows per Parquet row group written by compaction and ingest.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// Bulk ingest flushes row groups once its open writers buffer this many bytes in all.
-const BULK_BUFFER_BYTES: usize = 32 * 1024 * 1024;
+const BULK_BUFFER_BYTES: usize = 64 * 1024 * 1024;
 /// Bulk writes split rows by day in chunks of about this many rows.
 const BULK_PENDING_ROWS: usize = 256 * 1024;
 

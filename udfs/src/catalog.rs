@@ -323,15 +323,21 @@ impl PriceCatalog {
 
     /// The price row that applies to `request` for the canonical `model`.
     pub fn price(&self, provider: &str, model: &str, request: &Request<'_>) -> Option<&PriceRow> {
-        let models = match self.prices.get(provider) {
-            Some(models) => models,
-            None => self.prices.get(self.catalog_provider(provider, model))?,
+        let (_, series) = self.series(provider, model)?;
+        pick(series, request)
+    }
+
+    /// The price rows of `provider`'s canonical `model`, with the catalog provider they are
+    /// filed under (see [`provider_alias`]). Costing looks this up once per distinct model,
+    /// then [`pick`]s a row per request.
+    pub fn series(&self, provider: &str, model: &str) -> Option<(&str, &[PriceRow])> {
+        let (name, models) = match self.prices.get_key_value(provider) {
+            Some(found) => found,
+            None => self
+                .prices
+                .get_key_value(self.catalog_provider(provider, model))?,
         };
-        models
-            .get(model)?
-            .iter()
-            .filter(|row| row.applies(request))
-            .max_by_key(|row| row.specificity())
+        Some((name.as_str(), models.get(model)?.as_slice()))
     }
 }
 
@@ -393,6 +399,14 @@ pub fn provider_alias(provider: &str, model: &str) -> Option<&'static str> {
         .iter()
         .find(|(alias, _)| alias.eq_ignore_ascii_case(provider))
         .map(|(_, canonical)| *canonical)
+}
+
+/// The row of a model's `series` that applies to `request`: the most specific one.
+pub fn pick<'a>(series: &'a [PriceRow], request: &Request<'_>) -> Option<&'a PriceRow> {
+    series
+        .iter()
+        .filter(|row| row.applies(request))
+        .max_by_key(|row| row.specificity())
 }
 
 /// SQL `LIKE` with `%` (any run) and `_` (one character).

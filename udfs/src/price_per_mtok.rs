@@ -1,6 +1,5 @@
 //! `price_per_mtok(provider, model, ts, kind [, service_tier])`: the price in force.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, Decimal128Builder};
@@ -12,7 +11,8 @@ use datafusion::logical_expr::{
 };
 
 use crate::args;
-use crate::catalog::{CatalogHandle, CatalogSource, PriceKind, Request};
+use crate::catalog::{CatalogHandle, CatalogSource, PriceKind, Request, pick};
+use crate::costing::Resolver;
 use crate::rules;
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -75,7 +75,7 @@ impl ScalarUDFImpl for PricePerMtokFunc {
             .map(|v| args::text(v, rows, "service_tier"))
             .transpose()?;
         let catalog = self.source.current()?;
-        let mut memo: HashMap<(&str, &str), Option<&str>> = HashMap::new();
+        let mut resolver = Resolver::new(&catalog);
         let mut out = Decimal128Builder::with_capacity(rows).with_data_type(args::price_type());
         for i in 0..rows {
             if provider.is_null(i) || model.is_null(i) || ts.is_null(i) || kind.is_null(i) {
@@ -89,11 +89,7 @@ impl ScalarUDFImpl for PricePerMtokFunc {
                     kind.value(i)
                 ))
             })?;
-            let p = provider.value(i);
-            let key = (p, model.value(i));
-            let resolved = *memo
-                .entry(key)
-                .or_insert_with(|| catalog.resolve(key.0, key.1));
+            let resolved = resolver.get(provider.value(i), model.value(i));
             let service_tier = match &tier {
                 Some(t) if t.is_valid(i) => t.value(i),
                 _ => "standard",
@@ -104,10 +100,9 @@ impl ScalarUDFImpl for PricePerMtokFunc {
                 region: None,
                 prompt_tokens: 0,
             };
-            let price = resolved.and_then(|m| {
-                catalog
-                    .price(p, m, &request)
-                    .and_then(|row| rules::price_per_mtok(p, m, row, price_kind))
+            let price = resolved.and_then(|r| {
+                pick(r.series, &request)
+                    .and_then(|row| rules::price_per_mtok(r.family, row, price_kind))
             });
             out.append_option(price);
         }

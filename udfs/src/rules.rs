@@ -56,14 +56,15 @@ impl CostParts {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Family {
+pub enum Family {
     Anthropic,
     OpenAi,
     Google,
     Other,
 }
 
-fn family(provider: &str, model: &str) -> Family {
+/// Whose cache-price rules apply, from the catalog provider and the model.
+pub fn family(provider: &str, model: &str) -> Family {
     match provider {
         "anthropic" => Family::Anthropic,
         "openai" | "azure_openai" | "azure" => Family::OpenAi,
@@ -74,11 +75,10 @@ fn family(provider: &str, model: &str) -> Family {
 }
 
 /// A price as a fraction of a catalog price: `(price mantissa at scale 9, numerator, denominator)`.
-type Scaled = (i128, i128, i128);
+type Scaled = (i128, i64, i64);
 
 /// The price that applies to `kind`, after the fallback rules; None if it cannot be priced.
-fn price_of(provider: &str, model: &str, row: &PriceRow, kind: PriceKind) -> Option<Scaled> {
-    let fam = family(provider, model);
+fn price_of(fam: Family, row: &PriceRow, kind: PriceKind) -> Option<Scaled> {
     let input = row.input;
     let whole = |p: i128| (p, 1, 1);
     match kind {
@@ -102,20 +102,15 @@ fn price_of(provider: &str, model: &str, row: &PriceRow, kind: PriceKind) -> Opt
         }),
         PriceKind::CacheWrite1h => row.cache_write_1h.map(whole).or_else(|| match fam {
             Family::Anthropic => input.map(|p| (p, 2, 1)),
-            _ => price_of(provider, model, row, PriceKind::CacheWrite),
+            _ => price_of(fam, row, PriceKind::CacheWrite),
         }),
     }
 }
 
 /// The effective price per million tokens at scale 9, rounded half away from zero.
-pub fn price_per_mtok(
-    provider: &str,
-    model: &str,
-    row: &PriceRow,
-    kind: PriceKind,
-) -> Option<i128> {
-    let (p, num, den) = price_of(provider, model, row, kind)?;
-    Some(div_round(p * num, den))
+pub fn price_per_mtok(fam: Family, row: &PriceRow, kind: PriceKind) -> Option<i128> {
+    let (p, num, den) = price_of(fam, row, kind)?;
+    Some(div_round(p * i128::from(num), i128::from(den)))
 }
 
 fn div_round(n: i128, d: i128) -> i128 {
@@ -129,6 +124,8 @@ fn div_round(n: i128, d: i128) -> i128 {
 }
 
 /// `tokens × price / 1e6` USD at scale 12 from a scale-9 price: `tokens × p × num / (den × 1000)`.
+/// In 64 bits when the product fits (nearly always: i128 division is several times slower),
+/// else in 128.
 fn cost_of(tokens: i64, price: Option<Scaled>) -> Result<Option<i128>> {
     if tokens == 0 {
         return Ok(Some(0));
@@ -136,21 +133,34 @@ fn cost_of(tokens: i64, price: Option<Scaled>) -> Result<Option<i128>> {
     let Some((p, num, den)) = price else {
         return Ok(None);
     };
+    let divisor = den * 1000;
+    if let Some(product) = i64::try_from(p)
+        .ok()
+        .and_then(|p| tokens.checked_mul(p))
+        .and_then(|v| v.checked_mul(num))
+    {
+        return Ok(Some(i128::from(div_round_64(product, divisor))));
+    }
     let product = i128::from(tokens)
         .checked_mul(p)
-        .and_then(|v| v.checked_mul(num))
+        .and_then(|v| v.checked_mul(i128::from(num)))
         .ok_or_else(|| DataFusionError::Execution(format!("cost of {tokens} tokens overflows")))?;
-    Ok(Some(div_round(product, den * 1000)))
+    Ok(Some(div_round(product, i128::from(divisor))))
+}
+
+fn div_round_64(n: i64, d: i64) -> i64 {
+    let q = n / d;
+    let r = n % d;
+    if 2 * r.abs() >= d.abs() {
+        q + n.signum() * d.signum()
+    } else {
+        q
+    }
 }
 
 /// The cost of `tokens` under `row`, or None when a needed price is missing.
-pub fn cost_parts(
-    provider: &str,
-    model: &str,
-    row: &PriceRow,
-    tokens: &Tokens,
-) -> Result<Option<CostParts>> {
-    let price = |kind| price_of(provider, model, row, kind);
+pub fn cost_parts(fam: Family, row: &PriceRow, tokens: &Tokens) -> Result<Option<CostParts>> {
+    let price = |kind| price_of(fam, row, kind);
     let (Some(input), Some(cached_input), Some(write), Some(write_1h), Some(output)) = (
         cost_of(tokens.input, price(PriceKind::Input))?,
         cost_of(tokens.cached_input, price(PriceKind::CachedInput))?,
@@ -216,15 +226,27 @@ mod tests {
         // Claude Sonnet 4: $3 input, $15 output; reads $0.30, 5m writes $3.75, 1h writes $6.
         let r = row(3 * USD, 15 * USD);
         assert_eq!(
-            price_per_mtok("anthropic", "claude-sonnet-4", &r, PriceKind::CachedInput),
+            price_per_mtok(
+                family("anthropic", "claude-sonnet-4"),
+                &r,
+                PriceKind::CachedInput
+            ),
             Some(300_000_000)
         );
         assert_eq!(
-            price_per_mtok("anthropic", "claude-sonnet-4", &r, PriceKind::CacheWrite),
+            price_per_mtok(
+                family("anthropic", "claude-sonnet-4"),
+                &r,
+                PriceKind::CacheWrite
+            ),
             Some(3_750_000_000)
         );
         assert_eq!(
-            price_per_mtok("anthropic", "claude-sonnet-4", &r, PriceKind::CacheWrite1h),
+            price_per_mtok(
+                family("anthropic", "claude-sonnet-4"),
+                &r,
+                PriceKind::CacheWrite1h
+            ),
             Some(6 * USD)
         );
         let tokens = Tokens {
@@ -235,7 +257,7 @@ mod tests {
             output: 500,
             requests: 1,
         };
-        let parts = cost_parts("anthropic", "claude-sonnet-4", &r, &tokens)
+        let parts = cost_parts(family("anthropic", "claude-sonnet-4"), &r, &tokens)
             .expect("ok")
             .expect("priced");
         // 1000*3 + 10000*0.3 + 2000*3.75 + 500*15 = 3000 + 3000 + 7500 + 7500 = 21000 per 1e6 → $0.021
@@ -246,12 +268,12 @@ mod tests {
     fn openai_cached_input_is_half_unless_the_catalog_says_otherwise() {
         let mut r = row(2_500_000_000, 10 * USD);
         assert_eq!(
-            price_per_mtok("openai", "gpt-4o", &r, PriceKind::CachedInput),
+            price_per_mtok(family("openai", "gpt-4o"), &r, PriceKind::CachedInput),
             Some(1_250_000_000)
         );
         r.cached_input = Some(1_000_000_000);
         assert_eq!(
-            price_per_mtok("openai", "gpt-4o", &r, PriceKind::CachedInput),
+            price_per_mtok(family("openai", "gpt-4o"), &r, PriceKind::CachedInput),
             Some(1_000_000_000)
         );
     }
@@ -264,12 +286,12 @@ mod tests {
             output: 1,
             ..Tokens::default()
         };
-        assert_eq!(cost_parts("x", "m", &r, &t).expect("ok"), None);
+        assert_eq!(cost_parts(family("x", "m"), &r, &t).expect("ok"), None);
         let t = Tokens {
             input: 1,
             ..Tokens::default()
         };
-        assert!(cost_parts("x", "m", &r, &t).expect("ok").is_some());
+        assert!(cost_parts(family("x", "m"), &r, &t).expect("ok").is_some());
     }
 
     #[test]
@@ -291,7 +313,9 @@ mod tests {
             requests: 3,
             ..Tokens::default()
         };
-        let parts = cost_parts("x", "m", &r, &t).expect("ok").expect("priced");
+        let parts = cost_parts(family("x", "m"), &r, &t)
+            .expect("ok")
+            .expect("priced");
         assert_eq!(parts.request, 15_000_000_000);
     }
 
@@ -336,7 +360,7 @@ mod tests {
         }
 
         fn total(provider: &str, r: &PriceRow, t: &Tokens) -> i128 {
-            cost_parts(provider, "m", r, t)
+            cost_parts(family(provider, "m"), r, t)
                 .expect("no overflow")
                 .expect("priced")
                 .total()
