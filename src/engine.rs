@@ -156,9 +156,34 @@ impl spendql_udfs::CatalogSource for TablePrices {
     }
 }
 
+/// The attribution rules of the `attribution_rules` table, rebuilt when it changes.
+#[derive(Debug)]
+struct TableRules {
+    table: Arc<crate::storage::ConfigTable>,
+    cache: Mutex<Option<(u64, Arc<spendql_udfs::AttributionRules>)>>,
+}
+
+impl spendql_udfs::RulesSource for TableRules {
+    fn current(&self) -> datafusion::common::Result<Arc<spendql_udfs::AttributionRules>> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let version = self.table.version();
+        if let Some((cached, rules)) = cache.as_ref()
+            && *cached == version
+        {
+            return Ok(Arc::clone(rules));
+        }
+        let rules = Arc::new(spendql_udfs::AttributionRules::from_batches(&[self
+            .table
+            .rows()])?);
+        *cache = Some((version, Arc::clone(&rules)));
+        Ok(rules)
+    }
+}
+
 struct Inner {
     storage: Storage,
     prices: Arc<dyn spendql_udfs::CatalogSource>,
+    rules: Arc<dyn spendql_udfs::RulesSource>,
     runtime: Arc<RuntimeEnv>,
     catalogs: Arc<dyn CatalogProviderList>,
     config: EngineConfig,
@@ -243,10 +268,15 @@ impl Engine {
             models: table("models")?,
             cache: Mutex::new(None),
         });
+        let rules: Arc<dyn spendql_udfs::RulesSource> = Arc::new(TableRules {
+            table: table("attribution_rules")?,
+            cache: Mutex::new(None),
+        });
         let (stop, _) = watch::channel(false);
         let engine = Engine {
             inner: Arc::new(Inner {
                 prices,
+                rules,
                 storage,
                 runtime,
                 catalogs: Arc::new(catalogs),
@@ -341,7 +371,11 @@ impl Engine {
             .with_default_features()
             .build();
         let ctx = SessionContext::new_with_state(state);
-        spendql_udfs::register_all_with_catalog(&ctx, Arc::clone(&self.inner.prices));
+        spendql_udfs::register_all_with_sources(
+            &ctx,
+            Arc::clone(&self.inner.prices),
+            Arc::clone(&self.inner.rules),
+        );
         if let Some(pricing) = self.inner.storage.config_table("pricing") {
             ctx.register_udtf(
                 crate::pricing::sql::NAME,

@@ -4,8 +4,9 @@
 -- request), time-of-day windows, cache reads and 5-minute / 1-hour cache writes, per-request
 -- fees, and the providers' documented cache prices where the catalog has none.
 -- effective_cost applies the contract discount in force (discount_pct is a percentage; a
--- contract for the model wins over one for the whole provider). Attribution rules are not
--- applied yet, so cost_center is NULL.
+-- contract for the model wins over one for the whole provider). team, feature, customer,
+-- environment and cost_center are after the attribution rules (attribute()): applied at query
+-- time, so a corrected rule re-attributes history; values tagged at the source win.
 SELECT costed.*,
   list_cost - CAST(list_cost * discount_pct / 100 AS DECIMAL(38, 12)) AS effective_cost
 FROM (
@@ -16,10 +17,12 @@ SELECT
   u.event_id, u.ts, u.provider, u.model,
   u.input_tokens, u.cached_input_tokens, u.cache_write_tokens, u.cache_write_1h_tokens,
   u.output_tokens, u.reasoning_tokens, u.requests, u.service_tier, u.region,
-  u.api_key_id, u.project, u.team, u.feature, u.customer, u.environment, u.user_id,
-  u.tags, u.latency_ms, u.status, u.prompt_hash, u.max_tokens, u.reported_cost,
+  u.api_key_id, u.project,
+  u.attribution['team'] AS team, u.attribution['feature'] AS feature,
+  u.attribution['customer'] AS customer, u.attribution['environment'] AS environment,
+  u.user_id, u.tags, u.latency_ms, u.status, u.prompt_hash, u.max_tokens, u.reported_cost,
   u.source, u.ingested_at,
-  CAST(NULL AS VARCHAR) AS cost_center,
+  u.attribution['cost_center'] AS cost_center,
   u.resolved_model,
   u.parts['input_cost'] AS input_cost,
   u.parts['cached_cost'] AS cached_cost,
@@ -32,7 +35,9 @@ FROM (
   SELECT usage.*,
     resolve_model(provider, model) AS resolved_model,
     usage_cost(provider, model, ts, service_tier, region, input_tokens, cached_input_tokens,
-               cache_write_tokens, cache_write_1h_tokens, output_tokens, requests) AS parts
+               cache_write_tokens, cache_write_1h_tokens, output_tokens, requests) AS parts,
+    attribute(ts, provider, api_key_id, project, model, environment, tags,
+              team, feature, customer) AS attribution
   FROM usage
 ) AS u
 LEFT JOIN contracts cm

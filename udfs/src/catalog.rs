@@ -410,7 +410,7 @@ pub fn pick<'a>(series: &'a [PriceRow], request: &Request<'_>) -> Option<&'a Pri
 }
 
 /// SQL `LIKE` with `%` (any run) and `_` (one character).
-fn like(pattern: &str, text: &str) -> bool {
+pub(crate) fn like(pattern: &str, text: &str) -> bool {
     fn go(p: &[char], t: &[char]) -> bool {
         match p.split_first() {
             None => t.is_empty(),
@@ -430,10 +430,14 @@ pub trait CatalogSource: Send + Sync + std::fmt::Debug {
     fn current(&self) -> Result<Arc<PriceCatalog>>;
 }
 
-/// A function's handle on its catalog source. Functions compare equal when they read the
-/// same source, which is what DataFusion's `ScalarUDFImpl` equality needs.
-#[derive(Debug, Clone)]
-pub struct CatalogHandle(pub Arc<dyn CatalogSource>);
+/// A function's handle on a shared source (the price catalog, the attribution rules).
+/// Functions compare equal when they read the same source, which is what DataFusion's
+/// `ScalarUDFImpl` equality needs.
+#[derive(Debug)]
+pub struct SourceHandle<S: ?Sized>(pub Arc<S>);
+
+/// The costing functions' handle on their catalog.
+pub type CatalogHandle = SourceHandle<dyn CatalogSource>;
 
 impl CatalogHandle {
     pub fn current(&self) -> Result<Arc<PriceCatalog>> {
@@ -441,15 +445,21 @@ impl CatalogHandle {
     }
 }
 
-impl PartialEq for CatalogHandle {
+impl<S: ?Sized> Clone for SourceHandle<S> {
+    fn clone(&self) -> Self {
+        SourceHandle(Arc::clone(&self.0))
+    }
+}
+
+impl<S: ?Sized> PartialEq for SourceHandle<S> {
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
-impl Eq for CatalogHandle {}
+impl<S: ?Sized> Eq for SourceHandle<S> {}
 
-impl std::hash::Hash for CatalogHandle {
+impl<S: ?Sized> std::hash::Hash for SourceHandle<S> {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         (Arc::as_ptr(&self.0) as *const () as usize).hash(state);
     }

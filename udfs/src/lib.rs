@@ -13,6 +13,8 @@ use datafusion::logical_expr::DocSection;
 use datafusion::prelude::SessionContext;
 
 mod args;
+pub mod attribute;
+pub mod attribution;
 pub mod catalog;
 mod costing;
 pub mod price_per_mtok;
@@ -22,6 +24,7 @@ pub mod rules;
 pub mod token_cost;
 pub mod usage_cost;
 
+pub use attribution::{AttributionRules, RulesSource, StaticRules};
 pub use catalog::{CatalogSource, PriceCatalog, StaticCatalog};
 
 /// The documentation section of every SpendQL function.
@@ -38,9 +41,19 @@ pub fn register_all(ctx: &SessionContext) {
     register_all_with_catalog(ctx, Arc::new(StaticCatalog::default()));
 }
 
-/// Register every SpendQL function, reading prices from `source`.
+/// Register every SpendQL function, reading prices from `source` (and no attribution rules).
 pub fn register_all_with_catalog(ctx: &SessionContext, source: Arc<dyn CatalogSource>) {
-    for udf in registry::scalar_functions(&source) {
+    register_all_with_sources(ctx, source, Arc::new(StaticRules::default()));
+}
+
+/// Register every SpendQL function, reading prices from `source` and attribution rules from
+/// `rules`.
+pub fn register_all_with_sources(
+    ctx: &SessionContext,
+    source: Arc<dyn CatalogSource>,
+    rules: Arc<dyn RulesSource>,
+) {
+    for udf in registry::scalar_functions(&source, &rules) {
         ctx.register_udf(udf.as_ref().clone());
     }
 }

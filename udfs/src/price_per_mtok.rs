@@ -11,7 +11,7 @@ use datafusion::logical_expr::{
 };
 
 use crate::args;
-use crate::catalog::{CatalogHandle, CatalogSource, PriceKind, Request, pick};
+use crate::catalog::{CatalogHandle, CatalogSource, PriceKind, Request, SourceHandle, pick};
 use crate::costing::Resolver;
 use crate::rules;
 
@@ -28,7 +28,7 @@ impl PricePerMtokFunc {
                 vec![TypeSignature::Any(4), TypeSignature::Any(5)],
                 Volatility::Stable,
             ),
-            source: CatalogHandle(source),
+            source: SourceHandle(source),
         }
     }
 }

@@ -4,14 +4,19 @@ use std::sync::Arc;
 
 use datafusion::logical_expr::ScalarUDF;
 
+use crate::attribute::AttributeFunc;
+use crate::attribution::RulesSource;
 use crate::catalog::CatalogSource;
 use crate::price_per_mtok::PricePerMtokFunc;
 use crate::resolve_model::ResolveModelFunc;
 use crate::token_cost::TokenCostFunc;
 use crate::usage_cost::UsageCostFunc;
 
-/// Every scalar function, reading prices from `source`.
-pub fn scalar_functions(source: &Arc<dyn CatalogSource>) -> Vec<Arc<ScalarUDF>> {
+/// Every scalar function, reading prices from `source` and attribution rules from `rules`.
+pub fn scalar_functions(
+    source: &Arc<dyn CatalogSource>,
+    rules: &Arc<dyn RulesSource>,
+) -> Vec<Arc<ScalarUDF>> {
     vec![
         Arc::new(ScalarUDF::new_from_impl(TokenCostFunc::new(Arc::clone(
             source,
@@ -25,6 +30,9 @@ pub fn scalar_functions(source: &Arc<dyn CatalogSource>) -> Vec<Arc<ScalarUDF>> 
         Arc::new(ScalarUDF::new_from_impl(UsageCostFunc::new(Arc::clone(
             source,
         )))),
+        Arc::new(ScalarUDF::new_from_impl(AttributeFunc::new(Arc::clone(
+            rules,
+        )))),
     ]
 }
 
@@ -36,8 +44,9 @@ mod tests {
     #[test]
     fn no_duplicate_names_and_every_function_is_documented() {
         let source: Arc<dyn CatalogSource> = Arc::new(crate::catalog::StaticCatalog::default());
+        let rules: Arc<dyn RulesSource> = Arc::new(crate::attribution::StaticRules::default());
         let mut names = HashSet::new();
-        for udf in scalar_functions(&source) {
+        for udf in scalar_functions(&source, &rules) {
             for name in std::iter::once(udf.name()).chain(udf.aliases().iter().map(String::as_str))
             {
                 assert!(
@@ -51,6 +60,6 @@ mod tests {
                 udf.name()
             );
         }
-        assert_eq!(names.len(), 4);
+        assert_eq!(names.len(), 5);
     }
 }

@@ -12,7 +12,7 @@ use datafusion::logical_expr::{
 };
 
 use crate::args;
-use crate::catalog::{CatalogHandle, CatalogSource};
+use crate::catalog::{CatalogHandle, CatalogSource, SourceHandle};
 
 /// Names a raw model id may stand for, most specific first: the id without a
 /// `models/` or `publishers/<vendor>/models/` prefix, an OpenRouter `vendor/` prefix, a
@@ -105,7 +105,7 @@ impl ResolveModelFunc {
     pub fn new(source: Arc<dyn CatalogSource>) -> Self {
         ResolveModelFunc {
             signature: Signature::new(TypeSignature::Any(2), Volatility::Stable),
-            source: CatalogHandle(source),
+            source: SourceHandle(source),
         }
     }
 }

@@ -12,7 +12,7 @@ use datafusion::logical_expr::{
 };
 
 use crate::args;
-use crate::catalog::{CatalogHandle, CatalogSource};
+use crate::catalog::{CatalogHandle, CatalogSource, SourceHandle};
 use crate::costing::{self, CostInputs};
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -33,7 +33,7 @@ impl TokenCostFunc {
                 ],
                 Volatility::Stable,
             ),
-            source: CatalogHandle(source),
+            source: SourceHandle(source),
         }
     }
 }

@@ -14,7 +14,7 @@ use datafusion::logical_expr::{
 };
 
 use crate::args;
-use crate::catalog::{CatalogHandle, CatalogSource};
+use crate::catalog::{CatalogHandle, CatalogSource, SourceHandle};
 use crate::costing::{self, CostInputs};
 
 const PARTS: [&str; 5] = [
@@ -42,7 +42,7 @@ impl UsageCostFunc {
     pub fn new(source: Arc<dyn CatalogSource>) -> Self {
         UsageCostFunc {
             signature: Signature::new(TypeSignature::Any(11), Volatility::Stable),
-            source: CatalogHandle(source),
+            source: SourceHandle(source),
         }
     }
 }

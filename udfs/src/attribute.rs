@@ -1,0 +1,300 @@
+//! `attribute(ts, provider, api_key_id, project, model, environment, tags, team, feature,
+//! customer)`: who a usage row's spend belongs to, after the attribution rules.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, StringArray, StringBuilder, StructArray, new_null_array};
+use arrow::datatypes::{DataType, Field, Fields};
+use datafusion::common::Result;
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
+};
+
+use crate::args;
+use crate::attribution::{RowKey, RulesHandle, RulesSource};
+use crate::catalog::SourceHandle;
+
+const OUTPUT: [&str; 6] = [
+    "team",
+    "feature",
+    "customer",
+    "environment",
+    "cost_center",
+    "rule_id",
+];
+
+fn fields() -> Fields {
+    OUTPUT
+        .iter()
+        .map(|name| Field::new(*name, DataType::Utf8, true))
+        .collect()
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct AttributeFunc {
+    signature: Signature,
+    rules: RulesHandle,
+}
+
+impl AttributeFunc {
+    pub fn new(rules: Arc<dyn RulesSource>) -> Self {
+        AttributeFunc {
+            signature: Signature::new(TypeSignature::Any(10), Volatility::Stable),
+            rules: SourceHandle(rules),
+        }
+    }
+}
+
+static DOC: std::sync::LazyLock<Documentation> = std::sync::LazyLock::new(|| {
+    Documentation::builder(
+        crate::DOC_SECTION,
+        "Who a usage row's spend belongs to, as STRUCT<team, feature, customer, environment, \
+         cost_center, rule_id>. Values tagged at the source win; for the others the first \
+         attribution rule that matches decides (by priority, lower first, then rule_id): every \
+         match column it sets must equal the row's value (NULL matches anything; model_pattern \
+         is a LIKE on the model as reported; tag_key / tag_value look in the JSON tags), and \
+         ts must be in [valid_from, valid_to). The rule's NULL assignments leave the value as \
+         it is. rule_id names the deciding rule, NULL when none matched.",
+        "attribute(ts, provider, api_key_id, project, model, environment, tags, team, feature, customer)",
+    )
+    .with_argument("ts", "Time of the call.")
+    .with_argument("provider", "Provider id.")
+    .with_argument("api_key_id", "API key, or NULL.")
+    .with_argument("project", "Project, or NULL.")
+    .with_argument("model", "Model name as reported.")
+    .with_argument("environment", "Environment tagged at the source, or NULL.")
+    .with_argument("tags", "JSON object of further labels, or NULL.")
+    .with_argument("team", "Team tagged at the source, or NULL.")
+    .with_argument("feature", "Feature tagged at the source, or NULL.")
+    .with_argument("customer", "Customer tagged at the source, or NULL.")
+    .build()
+});
+
+/// A value tagged at the source wins over the rule's.
+fn assigned<'a>(source: Option<&'a str>, by_rule: Option<&'a String>) -> Option<&'a str> {
+    source.or(by_rule.map(String::as_str))
+}
+
+fn opt(array: &StringArray, i: usize) -> Option<&str> {
+    array.is_valid(i).then(|| array.value(i))
+}
+
+impl ScalarUDFImpl for AttributeFunc {
+    fn name(&self) -> &str {
+        "attribute"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Struct(fields()))
+    }
+
+    fn invoke_with_args(&self, call: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = call.number_rows;
+        let a = &call.args;
+        let ts = args::timestamp(&a[0], rows, "ts")?;
+        let [
+            provider,
+            api_key_id,
+            project,
+            model,
+            environment,
+            tags,
+            team,
+            feature,
+            customer,
+        ] = [
+            (1, "provider"),
+            (2, "api_key_id"),
+            (3, "project"),
+            (4, "model"),
+            (5, "environment"),
+            (6, "tags"),
+            (7, "team"),
+            (8, "feature"),
+            (9, "customer"),
+        ]
+        .map(|(i, name)| args::text(&a[i], rows, name));
+        let (team, feature, customer, environment) = (team?, feature?, customer?, environment?);
+        let rules = self.rules.current()?;
+        if rules.is_empty() {
+            // Nothing to apply: the source values as they are.
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(team),
+                Arc::new(feature),
+                Arc::new(customer),
+                Arc::new(environment),
+                new_null_array(&DataType::Utf8, rows),
+                new_null_array(&DataType::Utf8, rows),
+            ];
+            let array = StructArray::try_new(fields(), columns, None)?;
+            return Ok(ColumnarValue::Array(Arc::new(array)));
+        }
+        let (provider, api_key_id, project, model, tags) =
+            (provider?, api_key_id?, project?, model?, tags?);
+        let mut memo: HashMap<RowKey<'_>, Vec<u32>, foldhash::fast::FixedState> =
+            HashMap::default();
+        let mut out: Vec<StringBuilder> = (0..OUTPUT.len())
+            .map(|_| StringBuilder::with_capacity(rows, rows * 8))
+            .collect();
+        for i in 0..rows {
+            let key = RowKey {
+                provider: opt(&provider, i),
+                api_key_id: opt(&api_key_id, i),
+                project: opt(&project, i),
+                model: opt(&model, i),
+                environment: opt(&environment, i),
+                tags: opt(&tags, i),
+            };
+            let rule = ts.is_valid(i).then(|| ts.value(i)).and_then(|at| {
+                memo.entry(key)
+                    .or_insert_with(|| rules.candidates(&key))
+                    .iter()
+                    .map(|index| rules.rule(*index))
+                    .find(|rule| rule.valid_at(at))
+            });
+            out[0].append_option(assigned(opt(&team, i), rule.and_then(|r| r.team.as_ref())));
+            out[1].append_option(assigned(
+                opt(&feature, i),
+                rule.and_then(|r| r.feature.as_ref()),
+            ));
+            out[2].append_option(assigned(
+                opt(&customer, i),
+                rule.and_then(|r| r.customer.as_ref()),
+            ));
+            out[3].append_option(assigned(
+                key.environment,
+                rule.and_then(|r| r.assign_environment.as_ref()),
+            ));
+            out[4].append_option(rule.and_then(|r| r.cost_center.as_deref()));
+            out[5].append_option(rule.map(|r| r.rule_id.as_str()));
+        }
+        let columns: Vec<ArrayRef> = out
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef)
+            .collect();
+        let array = StructArray::try_new(fields(), columns, None)?;
+        Ok(ColumnarValue::Array(Arc::new(array)))
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(&DOC)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attribution::{AttributionRules, Rule, StaticRules};
+    use arrow::array::AsArray;
+    use datafusion::prelude::SessionContext;
+
+    async fn run(rules: Vec<Rule>, sql: &str) -> Vec<Vec<Option<String>>> {
+        let ctx = SessionContext::new();
+        let source: Arc<dyn RulesSource> =
+            Arc::new(StaticRules(Arc::new(AttributionRules::new(rules))));
+        ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(
+            AttributeFunc::new(source),
+        ));
+        let batches = ctx
+            .sql(sql)
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("run");
+        let mut out = Vec::new();
+        for batch in batches {
+            let s = batch.column(0).as_struct();
+            for row in 0..batch.num_rows() {
+                out.push(
+                    (0..OUTPUT.len())
+                        .map(|c| {
+                            let col = s.column(c).as_string::<i32>();
+                            col.is_valid(row).then(|| col.value(row).to_string())
+                        })
+                        .collect(),
+                );
+            }
+        }
+        out
+    }
+
+    fn s(v: &str) -> Option<String> {
+        Some(v.to_string())
+    }
+
+    const ROWS: &str = "SELECT attribute(ts, provider, key, NULL, model, env, tags, team, NULL, NULL) FROM \
+        (VALUES (TIMESTAMP '2026-01-05T00:00:00Z', 'openai', 'k1', 'gpt-4o', 'prod', NULL, NULL), \
+                (TIMESTAMP '2026-02-05T00:00:00Z', 'openai', 'k1', 'gpt-4o', 'prod', NULL, 'search'), \
+                (TIMESTAMP '2026-01-05T00:00:00Z', 'openai', 'k2', 'gpt-4o', NULL, '{\"surface\":\"help\"}', NULL), \
+                (NULL, 'openai', 'k1', 'gpt-4o', 'prod', NULL, NULL)) \
+        AS u(ts, provider, key, model, env, tags, team)";
+
+    #[tokio::test]
+    async fn first_rule_by_priority_decides_and_source_values_win() {
+        let rules = vec![
+            Rule {
+                rule_id: "k1-jan".into(),
+                priority: 1,
+                api_key_id: Some("k1".into()),
+                team: Some("ads".into()),
+                cost_center: Some("cc-ads".into()),
+                valid_to: Some(1_769_904_000_000_000), // 2026-02-01
+                ..Rule::default()
+            },
+            Rule {
+                rule_id: "k1-later".into(),
+                priority: 2,
+                api_key_id: Some("k1".into()),
+                team: Some("growth".into()),
+                feature: Some("digest".into()),
+                ..Rule::default()
+            },
+            Rule {
+                rule_id: "help-tag".into(),
+                priority: 3,
+                tag_key: Some("surface".into()),
+                tag_value: Some("help".into()),
+                team: Some("support".into()),
+                assign_environment: Some("prod".into()),
+                ..Rule::default()
+            },
+        ];
+        let rows = run(rules, ROWS).await;
+        assert_eq!(
+            rows,
+            vec![
+                vec![s("ads"), None, None, s("prod"), s("cc-ads"), s("k1-jan")],
+                // After the first rule's validity the next one decides; a tagged team wins.
+                vec![
+                    s("search"),
+                    s("digest"),
+                    None,
+                    s("prod"),
+                    None,
+                    s("k1-later")
+                ],
+                vec![s("support"), None, None, s("prod"), None, s("help-tag")],
+                // No time, no rule.
+                vec![None, None, None, s("prod"), None, None],
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn without_rules_the_source_values_pass_through() {
+        let rows = run(vec![], ROWS).await;
+        assert_eq!(
+            rows[1],
+            vec![s("search"), None, None, s("prod"), None, None]
+        );
+        assert_eq!(rows[2], vec![None, None, None, None, None, None]);
+        assert_eq!(rows.len(), 4);
+    }
+}
