@@ -206,6 +206,22 @@ fn main() {
         "| spendql sql: spend by month and team (fresh process) | {rows} rows | {secs:.2} s | {} groups | peak RSS {rss:.0} MiB |",
         out.lines().count().saturating_sub(1)
     ));
+    // The same with attribution rules to apply (spend attributes every row at query time).
+    let (_, _, _) = timed(Command::new(bin).args(["sql", "--data"]).arg(&data).arg(
+        "INSERT INTO attribution_rules (rule_id, priority, provider, model_pattern, feature, cost_center) VALUES \
+         ('google-ml', 10, 'google', NULL, NULL, 'CC-ML'), ('claude', 20, NULL, 'claude-%', 'assistant', 'CC-AI'), \
+         ('rest', 100, NULL, NULL, 'other', 'CC-SHARED')",
+    ));
+    let (secs, rss, out) = timed(
+        Command::new(bin)
+            .args(["sql", "--format", "csv", "--data"])
+            .arg(&data)
+            .arg(query),
+    );
+    results.push(format!(
+        "| spendql sql: the same with 3 attribution rules (fresh process) | {rows} rows | {secs:.2} s | {} groups | peak RSS {rss:.0} MiB |",
+        out.lines().count().saturating_sub(1)
+    ));
 
     let duck = format!(
         r#"

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, StringArray, StringBuilder, StructArray, new_null_array};
+use arrow::array::{Array, ArrayRef, StringArray, StructArray, UInt32Builder, new_null_array};
+use arrow::compute::kernels::zip::zip;
+use arrow::compute::{is_not_null, take};
 use arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::Result;
 use datafusion::logical_expr::{
@@ -73,8 +75,15 @@ static DOC: std::sync::LazyLock<Documentation> = std::sync::LazyLock::new(|| {
 });
 
 /// A value tagged at the source wins over the rule's.
-fn assigned<'a>(source: Option<&'a str>, by_rule: Option<&'a String>) -> Option<&'a str> {
-    source.or(by_rule.map(String::as_str))
+fn source_wins(source: StringArray, by_rule: ArrayRef) -> Result<ArrayRef> {
+    if source.null_count() == 0 {
+        return Ok(Arc::new(source));
+    }
+    if source.null_count() == source.len() {
+        return Ok(by_rule);
+    }
+    let tagged = is_not_null(&source)?;
+    Ok(zip(&tagged, &source, &by_rule)?)
 }
 
 fn opt(array: &StringArray, i: usize) -> Option<&str> {
@@ -137,47 +146,51 @@ impl ScalarUDFImpl for AttributeFunc {
         }
         let (provider, api_key_id, project, model, tags) =
             (provider?, api_key_id?, project?, model?, tags?);
+        // Per row only the deciding rule's index; the output columns are then gathered from
+        // the rules' assignment columns in one pass each.
         let mut memo: HashMap<RowKey<'_>, Vec<u32>, foldhash::fast::FixedState> =
             HashMap::default();
-        let mut out: Vec<StringBuilder> = (0..OUTPUT.len())
-            .map(|_| StringBuilder::with_capacity(rows, rows * 8))
-            .collect();
+        let mut decided = UInt32Builder::with_capacity(rows);
         for i in 0..rows {
-            let key = RowKey {
+            if ts.is_null(i) {
+                decided.append_null();
+                continue;
+            }
+            let key = rules.key(RowKey {
                 provider: opt(&provider, i),
                 api_key_id: opt(&api_key_id, i),
                 project: opt(&project, i),
                 model: opt(&model, i),
                 environment: opt(&environment, i),
                 tags: opt(&tags, i),
-            };
-            let rule = ts.is_valid(i).then(|| ts.value(i)).and_then(|at| {
-                memo.entry(key)
-                    .or_insert_with(|| rules.candidates(&key))
-                    .iter()
-                    .map(|index| rules.rule(*index))
-                    .find(|rule| rule.valid_at(at))
             });
-            out[0].append_option(assigned(opt(&team, i), rule.and_then(|r| r.team.as_ref())));
-            out[1].append_option(assigned(
-                opt(&feature, i),
-                rule.and_then(|r| r.feature.as_ref()),
-            ));
-            out[2].append_option(assigned(
-                opt(&customer, i),
-                rule.and_then(|r| r.customer.as_ref()),
-            ));
-            out[3].append_option(assigned(
-                key.environment,
-                rule.and_then(|r| r.assign_environment.as_ref()),
-            ));
-            out[4].append_option(rule.and_then(|r| r.cost_center.as_deref()));
-            out[5].append_option(rule.map(|r| r.rule_id.as_str()));
+            let at = ts.value(i);
+            let rule = memo
+                .entry(key)
+                .or_insert_with(|| rules.candidates(&key))
+                .iter()
+                .find(|index| rules.rule(**index).valid_at(at))
+                .copied();
+            decided.append_option(rule);
         }
-        let columns: Vec<ArrayRef> = out
-            .iter_mut()
-            .map(|b| Arc::new(b.finish()) as ArrayRef)
-            .collect();
+        let decided = decided.finish();
+        let [
+            team_rule,
+            feature_rule,
+            customer_rule,
+            environment_rule,
+            cost_center,
+            rule_id,
+        ] = rules.assignments();
+        let gather = |values: &StringArray| take(values, &decided, None);
+        let columns: Vec<ArrayRef> = vec![
+            source_wins(team, gather(team_rule)?)?,
+            source_wins(feature, gather(feature_rule)?)?,
+            source_wins(customer, gather(customer_rule)?)?,
+            source_wins(environment, gather(environment_rule)?)?,
+            gather(cost_center)?,
+            gather(rule_id)?,
+        ];
         let array = StructArray::try_new(fields(), columns, None)?;
         Ok(ColumnarValue::Array(Arc::new(array)))
     }

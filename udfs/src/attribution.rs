@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{Int32Type, TimestampMicrosecondType};
 use datafusion::common::{DataFusionError, Result};
 
@@ -87,16 +87,69 @@ impl Rule {
 }
 
 /// Every rule, in the order they are tried.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AttributionRules {
     rules: Vec<Rule>,
+    /// What each rule assigns, as columns indexed by rule: team, feature, customer,
+    /// environment, cost_center, rule_id. `attribute` gathers from them by deciding rule.
+    assignments: [StringArray; 6],
+    /// Which match columns any rule sets: provider, api_key_id, project, model, environment,
+    /// tags. Rows are keyed on these only, so unused columns cost nothing per row.
+    used: [bool; 6],
 }
 
 impl AttributionRules {
     /// Rules in any order; they are tried by priority, then rule id.
     pub fn new(mut rules: Vec<Rule>) -> Self {
         rules.sort_by(|a, b| (a.priority, &a.rule_id).cmp(&(b.priority, &b.rule_id)));
-        AttributionRules { rules }
+        let column =
+            |get: fn(&Rule) -> Option<&str>| -> StringArray { rules.iter().map(get).collect() };
+        let assignments = [
+            column(|r| r.team.as_deref()),
+            column(|r| r.feature.as_deref()),
+            column(|r| r.customer.as_deref()),
+            column(|r| r.assign_environment.as_deref()),
+            column(|r| r.cost_center.as_deref()),
+            column(|r| Some(r.rule_id.as_str())),
+        ];
+        let any = |set: fn(&Rule) -> bool| rules.iter().any(set);
+        let used = [
+            any(|r| r.provider.is_some()),
+            any(|r| r.api_key_id.is_some()),
+            any(|r| r.project.is_some()),
+            any(|r| r.model_pattern.is_some()),
+            any(|r| r.environment.is_some()),
+            any(|r| r.tag_key.is_some()),
+        ];
+        AttributionRules {
+            rules,
+            assignments,
+            used,
+        }
+    }
+
+    /// `row` with the match columns no rule sets left out (see `used`).
+    pub fn key<'a>(&self, row: RowKey<'a>) -> RowKey<'a> {
+        let [provider, api_key_id, project, model, environment, tags] = self.used;
+        RowKey {
+            provider: row.provider.filter(|_| provider),
+            api_key_id: row.api_key_id.filter(|_| api_key_id),
+            project: row.project.filter(|_| project),
+            model: row.model.filter(|_| model),
+            environment: row.environment.filter(|_| environment),
+            tags: row.tags.filter(|_| tags),
+        }
+    }
+
+    /// No rules.
+    pub fn empty() -> Self {
+        AttributionRules::new(Vec::new())
+    }
+
+    /// What the rules assign, by rule index: team, feature, customer, environment,
+    /// cost_center, rule_id.
+    pub fn assignments(&self) -> &[StringArray; 6] {
+        &self.assignments
     }
 
     /// Rules from batches with the columns of SpendQL's `attribution_rules` table.
@@ -228,8 +281,14 @@ pub trait RulesSource: Send + Sync + std::fmt::Debug {
 }
 
 /// A fixed set of rules (none by default).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StaticRules(pub Arc<AttributionRules>);
+
+impl Default for StaticRules {
+    fn default() -> Self {
+        StaticRules(Arc::new(AttributionRules::empty()))
+    }
+}
 
 impl RulesSource for StaticRules {
     fn current(&self) -> Result<Arc<AttributionRules>> {
