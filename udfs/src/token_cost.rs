@@ -197,4 +197,74 @@ mod tests {
             "{err}"
         );
     }
+
+    async fn column(ctx: &SessionContext, sql: &str) -> Vec<String> {
+        let batches = ctx
+            .sql(sql)
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("run");
+        let mut out = Vec::new();
+        for batch in batches {
+            for row in 0..batch.num_rows() {
+                out.push(
+                    arrow::util::display::array_value_to_string(batch.column(0), row)
+                        .expect("display"),
+                );
+            }
+        }
+        out
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(16))]
+
+            /// A column of calls gives what each call gives alone (literal arguments take the
+            /// scalar path: they are folded at planning).
+            #[test]
+            fn scalar_and_array_paths_agree(
+                rows in proptest::collection::vec(
+                    (0..5_000_000i64, 0..5_000_000i64, 0..5_000_000i64),
+                    1..6,
+                )
+            ) {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .expect("runtime");
+                let (array, scalars) = runtime.block_on(async {
+                    let ctx = context().await;
+                    let call = |i: &str, o: &str, c: &str| {
+                        format!(
+                            "CAST(token_cost('openai', 'gpt-4o', \
+                             TIMESTAMPTZ '2026-01-01T00:00:00Z', {i}, {o}, {c}) AS VARCHAR)"
+                        )
+                    };
+                    let values: Vec<String> =
+                        rows.iter().map(|(i, o, c)| format!("({i}, {o}, {c})")).collect();
+                    let array = column(
+                        &ctx,
+                        &format!(
+                            "SELECT {} FROM (VALUES {}) AS t(i, o, c)",
+                            call("i", "o", "c"),
+                            values.join(", ")
+                        ),
+                    )
+                    .await;
+                    let mut scalars = Vec::new();
+                    for (i, o, c) in &rows {
+                        let (i, o, c) = (i.to_string(), o.to_string(), c.to_string());
+                        scalars.extend(column(&ctx, &format!("SELECT {}", call(&i, &o, &c))).await);
+                    }
+                    (array, scalars)
+                });
+                prop_assert_eq!(array, scalars);
+            }
+        }
+    }
 }
