@@ -104,6 +104,40 @@ impl Server {
         client
     }
 
+    /// Run psql against the server as `user` with unaligned, tuples-only output, feeding it
+    /// `script` on stdin; stops at the first error. Returns stdout, after asserting success.
+    pub fn psql(&self, user: &str, script: &str) -> String {
+        use std::io::Write;
+        let out = Command::new("psql")
+            .args([
+                "-h",
+                &self.addr.ip().to_string(),
+                "-p",
+                &self.addr.port().to_string(),
+            ])
+            .args(["-U", user, "-At", "-v", "ON_ERROR_STOP=1", "spendql"])
+            .env("PGCONNECT_TIMEOUT", "10")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                child
+                    .stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(script.as_bytes())?;
+                child.wait_with_output()
+            })
+            .expect("psql is installed (.ci/run installs postgresql-client)");
+        assert!(
+            out.status.success(),
+            "psql failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// SIGKILL: no shutdown code runs.
     pub fn kill(mut self) {
         let _ = self.child.kill();

@@ -1,7 +1,5 @@
 //! The Postgres endpoint as psql and drivers use it.
 
-use std::process::Command;
-
 use crate::common::Server;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,31 +13,8 @@ async fn psql_counts_the_demo_spend_rows() {
         .expect("count usage")
         .get(0);
     assert!(usage > 100_000, "the demo has a realistic volume: {usage}");
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            &server.addr.ip().to_string(),
-            "-p",
-            &server.addr.port().to_string(),
-            "-U",
-            "analyst",
-            "-At",
-            "-c",
-            "SELECT count(*) FROM spend",
-            "spendql",
-        ])
-        .env("PGCONNECT_TIMEOUT", "10")
-        .output()
-        .expect("psql is installed (.ci/run installs postgresql-client)");
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        usage.to_string()
-    );
+    let counted = server.psql("analyst", "SELECT count(*) FROM spend;\n");
+    assert_eq!(counted.trim(), usage.to_string());
 
     // Every view of the spec answers, and the demo gives each something to show.
     for view in [
@@ -158,38 +133,7 @@ async fn psql_imports_prices_from_a_client_side_file() {
          SELECT token_cost('openai', 'acme-chat', now(), 1000000, 1000000);\n",
         doc.display()
     );
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            &server.addr.ip().to_string(),
-            "-p",
-            &server.addr.port().to_string(),
-            "-At",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "spendql",
-        ])
-        .env("PGCONNECT_TIMEOUT", "10")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(script.as_bytes())?;
-            child.wait_with_output()
-        })
-        .expect("psql runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = server.psql("admin", &script);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
         lines,
