@@ -203,9 +203,10 @@ pub fn upsert(
     Ok((records_to_batch(&rows)?, report))
 }
 
-/// Dates an undated price against the row of its series (key without the date) in force at
-/// `now`: the same prices keep that row's date; other prices start at `now`, and the row
-/// they replace is returned. A series the table does not have keeps the row's own date.
+/// Dates an undated price against its series (the key without the date): the same prices
+/// as the row in force at `now` keep that row's date; any other price of a known series
+/// starts at `now` (returning the row it replaces, if one was in force), so no earlier row
+/// is ever overwritten. A series the table does not have keeps the row's own date.
 fn date_current_price(
     existing: &[PriceRecord],
     row: &mut PriceRecord,
@@ -217,19 +218,23 @@ fn date_current_price(
         key
     };
     let wanted = series(row);
-    let current = existing
-        .iter()
-        .filter(|r| series(r) == wanted)
+    let mut known = existing.iter().filter(|r| series(r) == wanted).peekable();
+    known.peek()?;
+    let current = known
         .filter(|r| r.effective_from <= now && r.effective_to.is_none_or(|to| now < to))
-        .max_by_key(|r| r.effective_from)?;
-    if current.prices == row.prices {
-        row.effective_from = current.effective_from;
-        row.effective_to = current.effective_to;
-        row.source = current.source.clone();
-        None
-    } else {
-        row.effective_from = now;
-        Some(current.clone())
+        .max_by_key(|r| r.effective_from);
+    match current {
+        Some(current) if current.prices == row.prices => {
+            row.effective_from = current.effective_from;
+            row.effective_to = current.effective_to;
+            row.source = current.source.clone();
+            None
+        }
+        current => {
+            row.effective_from = now;
+            row.effective_to = None;
+            current.cloned()
+        }
     }
 }
 

@@ -187,6 +187,23 @@ fn undated_import_adds_a_dated_row_for_a_changed_price() {
     assert_eq!(again.num_rows(), 2);
     assert_eq!(report.unchanged, 1);
     assert!(report.changed.is_empty());
+
+    // A series whose rows have all ended: the new price starts now and the closed row of
+    // the same start date is not overwritten.
+    let mut closed = row("gpt-4o", "2.5", "10");
+    closed.effective_from = ts("2023-01-01T00:00:00Z");
+    closed.effective_to = Some(ts("2025-01-01T00:00:00Z"));
+    let (reopened, _) = upsert(
+        &batch(&[closed.clone()]),
+        &batch(&[undated("2")]),
+        Dating::CurrentAt(now),
+    )
+    .expect("upsert");
+    let reopened = rows(&reopened);
+    assert_eq!(reopened.len(), 2);
+    assert_eq!(reopened[0], closed, "history is untouched");
+    assert_eq!(reopened[1].effective_from, now);
+    assert_eq!(reopened[1].prices[0], price("2"));
 }
 
 fn write(text: &str) -> tempfile::NamedTempFile {
