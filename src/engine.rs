@@ -400,6 +400,11 @@ impl Engine {
         &self.inner.storage.open_report
     }
 
+    /// A built-in configuration table (e.g. `provider_costs`), for whole-table writes.
+    pub fn config_table(&self, name: &str) -> Option<Arc<crate::storage::ConfigTable>> {
+        self.inner.storage.config_table(name).cloned()
+    }
+
     /// Start a whole-or-nothing bulk write into `usage` (blocking; use from a blocking thread).
     pub fn usage_writer(&self) -> BulkWriter {
         self.inner.storage.usage.bulk_writer()

@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
@@ -70,7 +71,11 @@ enum Command {
         /// Store the good records of a file with bad ones, and list the bad ones
         #[arg(long)]
         skip_bad: bool,
-        /// Files to load (.gz is decompressed for csv and jsonl)
+        /// otel-genai: which attributes fill a column, e.g. `--map team=app.team,team`
+        /// (columns: team, feature, customer, environment, user_id, project, api_key_id)
+        #[arg(long = "map", value_name = "COLUMN=ATTRIBUTES")]
+        maps: Vec<String>,
+        /// Files to load (.gz files are decompressed, except Parquet)
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -209,8 +214,15 @@ async fn run(cli: Cli) -> Result<()> {
             data,
             format,
             skip_bad,
+            maps,
             files,
         } => {
+            let mut otel_mapping = ingest::providers::otel::Mapping::default();
+            for spec in &maps {
+                otel_mapping
+                    .set(spec)
+                    .map_err(|e| Error::Invalid(format!("--map {spec}: {e}")))?;
+            }
             let file = ConfigFile::default();
             let engine = Engine::open_with(
                 data_dir(&data, &file),
@@ -222,8 +234,13 @@ async fn run(cli: Cli) -> Result<()> {
                 format,
                 skip_bad,
                 progress: std::io::stderr().is_terminal(),
+                otel_mapping,
             };
-            let result = ingest_files(&engine, &files, &options).await;
+            let result = if format.is_costs() {
+                ingest_cost_files(&engine, &files, &options).await
+            } else {
+                ingest_files(&engine, &files, &options).await
+            };
             engine.shutdown().await?;
             result
         }
@@ -352,7 +369,43 @@ async fn shutdown_signal() {
     eprintln!("spendql: shutting down");
 }
 
+/// `ingest --format openai-costs|anthropic-costs`: each file merged into `provider_costs`.
+async fn ingest_cost_files(
+    engine: &Engine,
+    files: &[PathBuf],
+    options: &IngestOptions,
+) -> Result<()> {
+    let table = engine
+        .config_table("provider_costs")
+        .ok_or_else(|| Error::Invalid("built-in table provider_costs is missing".into()))?;
+    for path in files {
+        let (table, path_buf, opts) = (Arc::clone(&table), path.clone(), options.clone());
+        let report = tokio::task::spawn_blocking(move || {
+            ingest::ingest_costs_file(&table, &path_buf, &opts)
+        })
+        .await
+        .map_err(|e| Error::Invalid(format!("ingest task failed: {e}")))??;
+        for bad in &report.bad_records {
+            eprintln!("skipped {bad}");
+        }
+        println!(
+            "{}: {} cost rows read, {} added, {} restated, {} rejected; total {} USD ({:.2}s)",
+            report.file,
+            report.rows_read,
+            report.added,
+            report.replaced,
+            report.rejected,
+            rust_decimal::Decimal::try_from_i128_with_scale(report.total, 12)
+                .map(|d| d.round_dp(6).to_string())
+                .unwrap_or_else(|_| "(too large)".into()),
+            report.seconds
+        );
+    }
+    Ok(())
+}
+
 async fn ingest_files(engine: &Engine, files: &[PathBuf], options: &IngestOptions) -> Result<()> {
+    let run_started = chrono::Utc::now().timestamp_micros();
     let mut totals = ingest::FileReport::default();
     for path in files {
         let writer_engine = engine.clone();
@@ -414,6 +467,86 @@ async fn ingest_files(engine: &Engine, files: &[PathBuf], options: &IngestOption
         range,
         rate
     );
+    if totals.stored > 0 {
+        print_cost_summary(engine, run_started).await?;
+    }
+    Ok(())
+}
+
+/// Tokens and list cost of the rows this run stored, and the models the catalog cannot
+/// price (one scan; this process holds the data directory, so `ingested_at` tells them apart).
+async fn print_cost_summary(engine: &Engine, run_started: i64) -> Result<()> {
+    let query = format!(
+        "SELECT CAST(provider AS VARCHAR) AS provider, CAST(model AS VARCHAR) AS model, \
+           CAST(count(*) AS BIGINT) AS rows, \
+           CAST(sum(input_tokens + cached_input_tokens + cache_write_tokens \
+                    + cache_write_1h_tokens + output_tokens) AS BIGINT) AS tokens, \
+           CAST(sum(c['input_cost'] + c['cached_cost'] + c['cache_write_cost'] + c['output_cost'] \
+                    + c['request_cost']) AS VARCHAR) AS cost, \
+           CAST(sum(CASE WHEN c IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS unpriced \
+         FROM (SELECT provider, model, input_tokens, cached_input_tokens, cache_write_tokens, \
+                 cache_write_1h_tokens, output_tokens, \
+                 usage_cost(provider, model, ts, service_tier, region, input_tokens, \
+                   cached_input_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, \
+                   requests) AS c \
+               FROM usage WHERE ingested_at >= to_timestamp_micros({run_started})) \
+         GROUP BY 1, 2 ORDER BY unpriced DESC, rows DESC"
+    );
+    let batches = engine.sql(&query).await?.collect().await?;
+    let mut tokens = 0i64;
+    let mut cost = rust_decimal::Decimal::ZERO;
+    let mut unpriced = Vec::new();
+    for batch in &batches {
+        use arrow::array::{Array, AsArray};
+        use arrow::datatypes::{DataType, Int64Type};
+        let column = |i: usize, to: &DataType| arrow::compute::cast(batch.column(i), to);
+        let (provider, model, token_sums, costs, missing) = (
+            column(0, &DataType::Utf8)?,
+            column(1, &DataType::Utf8)?,
+            column(3, &DataType::Int64)?,
+            column(4, &DataType::Utf8)?,
+            column(5, &DataType::Int64)?,
+        );
+        let (provider, model, costs) = (
+            provider.as_string::<i32>(),
+            model.as_string::<i32>(),
+            costs.as_string::<i32>(),
+        );
+        let (token_sums, missing) = (
+            token_sums.as_primitive::<Int64Type>(),
+            missing.as_primitive::<Int64Type>(),
+        );
+        for row in 0..batch.num_rows() {
+            tokens = tokens.saturating_add(token_sums.value(row));
+            if costs.is_valid(row) {
+                cost += costs
+                    .value(row)
+                    .parse::<rust_decimal::Decimal>()
+                    .map_err(|e| Error::Invalid(format!("cost summary: {e}")))?;
+            }
+            if missing.value(row) > 0 {
+                unpriced.push(format!(
+                    "{}/{} ({} rows)",
+                    provider.value(row),
+                    model.value(row),
+                    missing.value(row)
+                ));
+            }
+        }
+    }
+    println!(
+        "       {tokens} tokens; list cost {} USD at the catalog's prices",
+        cost.round_dp(6)
+    );
+    if !unpriced.is_empty() {
+        let shown = unpriced.len().min(10);
+        println!(
+            "       no price for {} model(s): {}{} (see unpriced_usage)",
+            unpriced.len(),
+            unpriced[..shown].join(", "),
+            if unpriced.len() > shown { ", ..." } else { "" }
+        );
+    }
     Ok(())
 }
 

@@ -373,6 +373,31 @@ fn fx_rates() -> TableDef {
     )
 }
 
+/// Costs as the providers report them (the openai-costs and anthropic-costs imports), per
+/// day, project and line item: for reconciliation against computed cost. Not part of SPEC
+/// §3; see docs/ARCHITECTURE.md. Re-importing a day replaces its amount (by `event_id`).
+fn provider_costs() -> TableDef {
+    use ColumnDefault::*;
+    table(
+        "provider_costs",
+        TableKind::Config,
+        vec![
+            text_nn("event_id"),
+            col("day", DataType::Date32, false),
+            text_nn("provider"),
+            text("project"),
+            text_nn("line_item"),
+            text("model"),
+            text("service_tier"),
+            col("amount", MONEY, false),
+            text_nn("currency"),
+            text("source"),
+            ts_nn("ingested_at"),
+        ],
+        vec![("currency", Text("USD")), ("ingested_at", Now)],
+    )
+}
+
 static TABLES: LazyLock<Vec<TableDef>> = LazyLock::new(|| {
     vec![
         usage(),
@@ -387,6 +412,7 @@ static TABLES: LazyLock<Vec<TableDef>> = LazyLock::new(|| {
         revenue(),
         invoices(),
         fx_rates(),
+        provider_costs(),
     ]
 });
 

@@ -50,6 +50,10 @@ pub(crate) fn build(
             vec![invoices(window, &generated.spend, &fx, rng)?],
         ),
         ("fx_rates", vec![fx_batch(window, &fx)?]),
+        (
+            "provider_costs",
+            vec![provider_costs(window, &generated.spend, rng)?],
+        ),
     ])
 }
 
@@ -1074,6 +1078,49 @@ fn invoices(window: &Window, spend: &Spend, fx: &Fx, rng: &mut StdRng) -> Result
             ("period_end", dates(end)),
             ("amount", money(&amount)?),
             ("currency", text_nn(&currency)),
+        ],
+    )
+}
+
+/// What the openai-costs / anthropic-costs imports would bring for the last 60 days: each
+/// provider's daily list cost as the provider reports it, within ±0.3% of SpendQL's.
+fn provider_costs(window: &Window, spend: &Spend, rng: &mut StdRng) -> Result<RecordBatch> {
+    const DAYS: usize = 60;
+    let mut ids = Vec::new();
+    let mut days = Vec::new();
+    let mut providers = Vec::new();
+    let mut amounts = Vec::new();
+    for p in ["openai", "anthropic"] {
+        let daily = spend.daily("provider", p, window.days);
+        for d in window.days.saturating_sub(DAYS)..window.days {
+            let list = daily[d];
+            if list.is_zero() {
+                continue;
+            }
+            let basis_points = rng.random_range(-30..=30);
+            let reported = list * Decimal::from(10_000 + basis_points) / Decimal::from(10_000);
+            let day = window.date(d);
+            ids.push(format!("demo-costs:{p}:{day}"));
+            days.push(Some(day_number(day)));
+            providers.push(p);
+            amounts.push(Some(reported.round_dp(6)));
+        }
+    }
+    let n = ids.len();
+    batch(
+        "provider_costs",
+        vec![
+            ("event_id", text_nn(&ids)),
+            ("day", dates(days)),
+            ("provider", text_nn(&providers)),
+            ("project", text::<&str>(&vec![None; n])),
+            ("line_item", text_nn(&vec!["total"; n])),
+            ("model", text::<&str>(&vec![None; n])),
+            ("service_tier", text::<&str>(&vec![None; n])),
+            ("amount", money(&amounts)?),
+            ("currency", text_nn(&vec!["USD"; n])),
+            ("source", text(&vec![Some("demo"); n])),
+            ("ingested_at", timestamps(vec![Some(window.end_micros); n])),
         ],
     )
 }

@@ -5,6 +5,9 @@
 //! unless `skip_bad`, which stores the good records and reports the bad ones. Memory stays
 //! flat: rows are converted and written in batches of [`BATCH_ROWS`].
 
+mod costs;
+mod json;
+pub mod providers;
 mod rows;
 
 use std::fs::File;
@@ -17,6 +20,7 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, new_null_array};
 use arrow::datatypes::TimestampMicrosecondType;
 use indicatif::{ProgressBar, ProgressStyle};
 
+pub use costs::{CostReport, ingest_costs_file};
 pub use rows::{Field, FieldError, UsageRows, parse_decimal, parse_timestamp};
 
 use crate::error::{Error, Result};
@@ -28,15 +32,29 @@ pub const BATCH_ROWS: usize = 64 * 1024;
 /// Bad records kept for the report when skipping them (all are counted).
 const MAX_REPORTED_BAD: usize = 100;
 
-/// Input formats `spendql ingest` understands for usage rows.
+/// Input formats `spendql ingest` understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// CSV with a header row naming usage columns.
     Csv,
-    /// One JSON object per line with usage column names as keys.
+    /// JSON records (lines, an array, or documents) with usage column names as keys.
     Jsonl,
     /// Parquet with usage column names (types are cast).
     Parquet,
+    /// OpenAI Usage API pages (`GET /v1/organization/usage/completions`).
+    OpenaiUsage,
+    /// OpenAI Costs API pages (`GET /v1/organization/costs`), into `provider_costs`.
+    OpenaiCosts,
+    /// Anthropic usage report pages (`GET /v1/organizations/usage_report/messages`).
+    AnthropicUsage,
+    /// Anthropic cost report pages (`GET /v1/organizations/cost_report`), into `provider_costs`.
+    AnthropicCosts,
+    /// Gemini / Vertex AI responses or logs carrying `usageMetadata`, one JSON record each.
+    Gemini,
+    /// OpenTelemetry OTLP/JSON trace exports with GenAI spans.
+    OtelGenai,
+    /// LiteLLM proxy SpendLogs exports (CSV or JSON).
+    Litellm,
 }
 
 impl Format {
@@ -45,7 +63,19 @@ impl Format {
             Format::Csv => "csv",
             Format::Jsonl => "jsonl",
             Format::Parquet => "parquet",
+            Format::OpenaiUsage => "openai-usage",
+            Format::OpenaiCosts => "openai-costs",
+            Format::AnthropicUsage => "anthropic-usage",
+            Format::AnthropicCosts => "anthropic-costs",
+            Format::Gemini => "gemini",
+            Format::OtelGenai => "otel-genai",
+            Format::Litellm => "litellm",
         }
+    }
+
+    /// Formats whose records are provider-reported costs (`provider_costs`), not usage.
+    pub fn is_costs(self) -> bool {
+        matches!(self, Format::OpenaiCosts | Format::AnthropicCosts)
     }
 }
 
@@ -57,6 +87,8 @@ pub struct IngestOptions {
     pub skip_bad: bool,
     /// Draw a progress bar on stderr.
     pub progress: bool,
+    /// Which OpenTelemetry attributes fill the attribution columns (`otel-genai`).
+    pub otel_mapping: providers::otel::Mapping,
 }
 
 /// What one file produced.
@@ -113,16 +145,28 @@ pub fn ingest_file(writer: BulkWriter, path: &Path, options: &IngestOptions) -> 
                 &mut sink,
                 &progress,
             ),
-            Format::Jsonl => read_jsonl(
-                open_text(file, gz),
-                &file_name,
-                &source,
-                ingested_at,
-                &mut sink,
-                &progress,
-            ),
             Format::Parquet => {
                 read_parquet(file, &file_name, &source, ingested_at, &mut sink, &progress)
+            }
+            Format::OpenaiCosts | Format::AnthropicCosts => Err(Error::Invalid(format!(
+                "{} records are costs, not usage",
+                options.format.name()
+            ))),
+            format => {
+                let mut input = BufReader::with_capacity(1 << 20, open_text(file, gz));
+                let context = RecordContext {
+                    file: &file_name,
+                    source: &source,
+                    ingested_at,
+                    progress: &progress,
+                };
+                match starts_with_json(&mut input, &file_name) {
+                    Ok(false) if format == Format::Litellm => {
+                        read_litellm_csv(input, &context, &mut sink)
+                    }
+                    Ok(_) => read_json(input, format, &options.otel_mapping, &context, &mut sink),
+                    Err(e) => Err(e),
+                }
             }
         };
         // Closing the channel lets the writer finish.
@@ -326,109 +370,183 @@ fn read_csv(
     sink.flush(&mut rows)
 }
 
-fn read_jsonl(
-    input: Box<dyn Read>,
-    file: &str,
-    source: &str,
+/// Where records come from and what every row of them gets.
+struct RecordContext<'a> {
+    file: &'a str,
+    source: &'a str,
     ingested_at: i64,
-    sink: &mut Sink,
-    progress: &ProgressBar,
-) -> Result<()> {
-    let mut reader = BufReader::with_capacity(1 << 20, input);
-    let mut rows = UsageRows::new(ingested_at, source.to_string());
-    let width = rows.column_names().len();
-    let mut line_text = String::new();
-    let mut line_no = 0u64;
-    let mut bytes_read = 0u64;
-    let mut owned: Vec<Option<String>> = vec![None; width];
+    progress: &'a ProgressBar,
+}
+
+/// True when the input's first non-blank byte opens JSON.
+fn starts_with_json(input: &mut impl BufRead, file: &str) -> Result<bool> {
     loop {
-        line_text.clear();
-        let n = reader
-            .read_line(&mut line_text)
-            .map_err(|e| Error::io(file, e))?;
-        if n == 0 {
-            break;
+        let buf = input.fill_buf().map_err(|e| Error::io(file, e))?;
+        if buf.is_empty() {
+            return Ok(false);
         }
-        line_no += 1;
-        bytes_read += n as u64;
-        let trimmed = line_text.trim();
-        if trimmed.is_empty() {
-            continue;
-        }
-        sink.report.rows_read += 1;
-        let object = match serde_json::from_str::<serde_json::Value>(trimmed) {
-            Ok(serde_json::Value::Object(map)) => map,
-            Ok(_) => {
-                sink.bad(
-                    file,
-                    line_no,
-                    FieldError {
-                        column: "record".into(),
-                        reason: "expected a JSON object".into(),
-                    },
-                )?;
-                continue;
+        match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+            Some(i) => return Ok(matches!(buf[i], b'{' | b'[')),
+            None => {
+                let n = buf.len();
+                input.consume(n);
             }
-            Err(e) => {
-                sink.bad(
-                    file,
-                    line_no,
-                    FieldError {
-                        column: "record".into(),
-                        reason: format!("invalid JSON: {e}"),
-                    },
-                )?;
-                continue;
+        }
+    }
+}
+
+/// JSON records: SpendQL's own usage objects (`jsonl`) or a provider's export.
+fn read_json(
+    input: impl BufRead,
+    format: Format,
+    mapping: &providers::otel::Mapping,
+    context: &RecordContext<'_>,
+    sink: &mut Sink,
+) -> Result<()> {
+    let file = context.file;
+    let mut rows = UsageRows::new(context.ingested_at, context.source.to_string());
+    let width = rows.column_names().len();
+    let mut converted: providers::Converted<providers::Row> = Vec::new();
+    let outcome = json::for_each_record(
+        input,
+        |line, record| -> Result<()> {
+            let value = match record {
+                Ok(value) => value,
+                Err(reason) => {
+                    sink.report.rows_read += 1;
+                    return sink.bad(file, line, FieldError::record(reason));
+                }
+            };
+            if format == Format::Jsonl {
+                sink.report.rows_read += 1;
+                if let Err(e) = push_usage_object(&mut rows, &value, width) {
+                    sink.bad(file, line, e)?;
+                }
+            } else {
+                converted.clear();
+                let result = match format {
+                    Format::OpenaiUsage => providers::openai::usage(&value, &mut converted),
+                    Format::AnthropicUsage => providers::anthropic::usage(&value, &mut converted),
+                    Format::Gemini => providers::gemini::usage(&value, &mut converted),
+                    Format::OtelGenai => providers::otel::usage(&value, mapping, &mut converted),
+                    _ => providers::litellm::usage(&value, &mut converted),
+                };
+                if let Err(e) = result {
+                    sink.report.rows_read += 1;
+                    sink.bad(file, line, e)?;
+                }
+                sink.report.rows_read += converted.len() as u64;
+                for row in converted.drain(..) {
+                    let pushed = row.and_then(|row| rows.push(&row.fields(width), String::new));
+                    if let Err(e) = pushed {
+                        sink.bad(file, line, e)?;
+                    }
+                }
+            }
+            if rows.len() >= BATCH_ROWS {
+                sink.flush(&mut rows)?;
+            }
+            Ok(())
+        },
+        |bytes| context.progress.set_position(bytes),
+    )
+    .map_err(|e| Error::io(file, e))?;
+    outcome?;
+    sink.flush(&mut rows)
+}
+
+/// One JSON object whose keys are usage columns. A missing `event_id` is a stable hash of
+/// the object (keys sorted, so key order and spacing do not matter).
+fn push_usage_object(
+    rows: &mut UsageRows,
+    value: &serde_json::Value,
+    width: usize,
+) -> Result<(), FieldError> {
+    let serde_json::Value::Object(object) = value else {
+        return Err(FieldError::record("expected a JSON object".into()));
+    };
+    let mut owned: Vec<Option<String>> = vec![None; width];
+    let mut fields = vec![Field::Null; width];
+    for (key, value) in object {
+        let index = rows.column_index(key).ok_or_else(|| FieldError {
+            column: key.clone(),
+            reason: "not a usage column".into(),
+        })?;
+        fields[index] = match value {
+            serde_json::Value::Null => Field::Null,
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => Field::Int(i),
+                None => {
+                    owned[index] = Some(n.to_string());
+                    Field::Null
+                }
+            },
+            serde_json::Value::String(s) => Field::Text(s),
+            other => {
+                owned[index] = Some(other.to_string());
+                Field::Null
             }
         };
-        for slot in owned.iter_mut() {
-            *slot = None;
+    }
+    for (index, text) in owned.iter().enumerate() {
+        if let Some(text) = text {
+            fields[index] = Field::Text(text);
         }
-        let mut fields = vec![Field::Null; width];
-        let mut error = None;
-        for (key, value) in &object {
-            let Some(index) = rows.column_index(key) else {
-                error = Some(FieldError {
-                    column: key.clone(),
-                    reason: "not a usage column".into(),
-                });
-                break;
-            };
-            fields[index] = match value {
-                serde_json::Value::Null => Field::Null,
-                serde_json::Value::Bool(b) => {
-                    owned[index] = Some(b.to_string());
-                    Field::Null
+    }
+    rows.push(&fields, || stable_id(value.to_string().as_bytes()))
+}
+
+/// LiteLLM's CSV export: each row becomes the JSON record the JSON export would have, so
+/// one adapter reads both.
+fn read_litellm_csv(input: impl Read, context: &RecordContext<'_>, sink: &mut Sink) -> Result<()> {
+    let file = context.file;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(input);
+    let headers = reader
+        .headers()
+        .map_err(|e| header_error(file, "header", e.to_string()))?
+        .clone();
+    let mut rows = UsageRows::new(context.ingested_at, context.source.to_string());
+    let width = rows.column_names().len();
+    let mut converted = Vec::new();
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                sink.report.rows_read += 1;
+                sink.bad(file, line, FieldError::record(e.to_string()))?;
+                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
+                    break;
                 }
-                serde_json::Value::Number(n) => match n.as_i64() {
-                    Some(i) => Field::Int(i),
-                    None => {
-                        owned[index] = Some(n.to_string());
-                        Field::Null
-                    }
-                },
-                serde_json::Value::String(s) => Field::Text(s),
-                other => {
-                    owned[index] = Some(other.to_string());
-                    Field::Null
-                }
-            };
-        }
-        if let Some(e) = error {
-            sink.bad(file, line_no, e)?;
-            continue;
-        }
-        for (index, text) in owned.iter().enumerate() {
-            if let Some(text) = text {
-                fields[index] = Field::Text(text);
+                continue;
             }
         }
-        if let Err(e) = rows.push(&fields, || stable_id(trimmed.as_bytes())) {
-            sink.bad(file, line_no, e)?;
+        sink.report.rows_read += 1;
+        let line = record.position().map_or(0, |p| p.line());
+        let object: serde_json::Map<String, serde_json::Value> = headers
+            .iter()
+            .zip(record.iter())
+            .filter(|(_, cell)| !cell.is_empty())
+            .map(|(name, cell)| (name.trim().to_string(), cell.into()))
+            .collect();
+        converted.clear();
+        let result = providers::litellm::usage(&serde_json::Value::Object(object), &mut converted);
+        let pushed = result.and_then(|()| {
+            converted
+                .drain(..)
+                .try_for_each(|row| row.and_then(|row| rows.push(&row.fields(width), String::new)))
+        });
+        if let Err(e) = pushed {
+            sink.bad(file, line, e)?;
         }
         if rows.len() >= BATCH_ROWS {
             sink.flush(&mut rows)?;
-            progress.set_position(bytes_read);
+            context.progress.set_position(reader.position().byte());
         }
     }
     sink.flush(&mut rows)

@@ -18,6 +18,8 @@ pub enum Field<'a> {
     Text(&'a str),
     Int(i64),
     Float(f64),
+    /// A time already converted to microseconds since the epoch (UTC), from an adapter.
+    Micros(i64),
 }
 
 enum ColumnBuilder {
@@ -73,6 +75,16 @@ pub struct FieldError {
     pub reason: String,
 }
 
+impl FieldError {
+    /// A problem with the record as a whole (not JSON, not an object, unreadable).
+    pub fn record(reason: String) -> Self {
+        FieldError {
+            column: "record".into(),
+            reason,
+        }
+    }
+}
+
 /// Accumulates rows in `usage`'s schema.
 ///
 /// A row is converted whole into a list of values first, so a bad field leaves the builders
@@ -82,6 +94,8 @@ pub struct UsageRows {
     builders: Vec<ColumnBuilder>,
     defaults: Vec<Option<ColumnDefault>>,
     nullable: Vec<bool>,
+    /// Token and request counts, which cannot be negative.
+    counts: Vec<bool>,
     names: Vec<String>,
     ingested_at: i64,
     source: String,
@@ -112,12 +126,17 @@ impl UsageRows {
             .map(|f| def.and_then(|d| d.default_for(f.name()).cloned()))
             .collect();
         let nullable = schema.fields().iter().map(|f| f.is_nullable()).collect();
-        let names = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let counts = names
+            .iter()
+            .map(|n| n.ends_with("_tokens") || n == "requests")
+            .collect();
         UsageRows {
             schema,
             builders,
             defaults,
             nullable,
+            counts,
             names,
             ingested_at,
             source,
@@ -173,12 +192,25 @@ impl UsageRows {
                         }
                     },
                 },
-                other => convert(self.schema.field(i).data_type(), other).map_err(|reason| {
-                    FieldError {
-                        column: name.clone(),
-                        reason,
+                other => {
+                    let value =
+                        convert(self.schema.field(i).data_type(), other).map_err(|reason| {
+                            FieldError {
+                                column: name.clone(),
+                                reason,
+                            }
+                        })?;
+                    if self.counts[i]
+                        && let Value::Int(v) = value
+                        && v < 0
+                    {
+                        return Err(FieldError {
+                            column: name.clone(),
+                            reason: format!("{v} is negative"),
+                        });
                     }
-                })?,
+                    value
+                }
             };
             values.push(value);
         }
@@ -221,6 +253,7 @@ fn convert<'a>(data_type: &DataType, field: &Field<'a>) -> Result<Value<'a>, Str
             Field::Int(v) => Ok(Value::Text(v.to_string().into())),
             Field::Float(v) => Ok(Value::Text(v.to_string().into())),
             Field::Null => Ok(Value::Null),
+            Field::Micros(_) => Err("expected text, got a time".into()),
         },
         DataType::Int64 => parse_int(field, i64::MIN, i64::MAX).map(Value::Int),
         DataType::Int32 => {
@@ -228,6 +261,7 @@ fn convert<'a>(data_type: &DataType, field: &Field<'a>) -> Result<Value<'a>, Str
         }
         DataType::Timestamp(_, _) => match field {
             Field::Text(s) => parse_timestamp(s).map(Value::Int),
+            Field::Micros(v) => Ok(Value::Int(*v)),
             _ => Err("expected a timestamp like 2026-10-01T12:00:00Z".into()),
         },
         DataType::Decimal128(_, scale) => {
@@ -236,6 +270,7 @@ fn convert<'a>(data_type: &DataType, field: &Field<'a>) -> Result<Value<'a>, Str
                 Field::Int(v) => v.to_string(),
                 Field::Float(v) => v.to_string(),
                 Field::Null => return Ok(Value::Null),
+                Field::Micros(_) => return Err("expected a decimal number, got a time".into()),
             };
             parse_decimal(&text, u32::try_from(*scale).unwrap_or(0)).map(Value::Decimal)
         }
@@ -253,6 +288,7 @@ fn parse_int(field: &Field<'_>, min: i64, max: i64) -> Result<i64, String> {
         Field::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => *f as i64,
         Field::Float(f) => return Err(format!("expected an integer, got {f}")),
         Field::Null => return Err("a value is required".into()),
+        Field::Micros(_) => return Err("expected an integer, got a time".into()),
     };
     if v < min || v > max {
         return Err(format!("{v} is out of range"));
@@ -350,6 +386,20 @@ mod tests {
         rows.push(&fields, String::new).expect("good");
         let batch = rows.finish().expect("batch");
         assert_eq!(batch.num_rows(), 1);
+    }
+
+    #[test]
+    fn negative_counts_are_refused() {
+        let mut rows = UsageRows::new(0, "test".into());
+        let mut fields = vec![Field::Null; rows.column_names().len()];
+        fields[1] = Field::Micros(0);
+        fields[2] = Field::Text("openai");
+        fields[3] = Field::Text("gpt-4o");
+        fields[4] = Field::Int(-5);
+        fields[8] = Field::Int(5);
+        let err = rows.push(&fields, || "id".into()).expect_err("negative");
+        assert_eq!(err.column, "input_tokens");
+        assert_eq!(rows.len(), 0);
     }
 
     #[test]
