@@ -1092,8 +1092,8 @@ fn provider_costs(window: &Window, spend: &Spend, rng: &mut StdRng) -> Result<Re
     let mut amounts = Vec::new();
     for p in ["openai", "anthropic"] {
         let daily = spend.daily("provider", p, window.days);
-        for d in window.days.saturating_sub(DAYS)..window.days {
-            let list = daily[d];
+        let first = window.days.saturating_sub(DAYS);
+        for (d, &list) in daily.iter().enumerate().skip(first) {
             if list.is_zero() {
                 continue;
             }
