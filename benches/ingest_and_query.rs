@@ -13,6 +13,8 @@
 //!
 //! Results go to stdout as Markdown rows for BENCHMARKS.md. Nothing here asserts a timing.
 
+mod common;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -114,42 +116,6 @@ fn write_inputs(parquet_path: &Path, csv_path: &Path, rows: usize) {
     drop(csv);
 }
 
-/// Run a command under GNU time; (seconds, peak RSS in MiB, stdout).
-fn timed(cmd: &mut Command) -> (f64, f64, String) {
-    let report = tempfile::NamedTempFile::new().expect("tmp");
-    let program = cmd.get_program().to_owned();
-    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
-    let started = Instant::now();
-    let out = Command::new("/usr/bin/time")
-        .arg("-f")
-        .arg("%M")
-        .arg("-o")
-        .arg(report.path())
-        .arg(program)
-        .args(args)
-        .env("SPENDQL_LOG", "warn")
-        .output()
-        .expect("run under /usr/bin/time");
-    let seconds = started.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "command failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let kib: f64 = std::fs::read_to_string(report.path())
-        .expect("time report")
-        .trim()
-        .lines()
-        .last()
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(0.0);
-    (
-        seconds,
-        kib / 1024.0,
-        String::from_utf8_lossy(&out.stdout).to_string(),
-    )
-}
-
 fn main() {
     let rows: usize = std::env::var("BENCH_ROWS")
         .ok()
@@ -177,7 +143,7 @@ fn main() {
     let mut results = Vec::new();
     for (format, file) in [("parquet", &parquet), ("csv", &csv)] {
         let data = work.path().join(format!("data-{format}"));
-        let (secs, rss, _) = timed(
+        let (secs, rss, _) = common::timed(
             Command::new(bin)
                 .args(["ingest", "--format", format, "--data"])
                 .arg(&data)
@@ -190,13 +156,13 @@ fn main() {
     }
 
     let data = work.path().join("data-parquet");
-    let (_, _, _) = timed(Command::new(bin).args(["sql", "--data"]).arg(&data).arg(
+    let (_, _, _) = common::timed(Command::new(bin).args(["sql", "--data"]).arg(&data).arg(
         "INSERT INTO pricing (provider, model, effective_from, input_per_mtok, output_per_mtok) VALUES \
          ('openai', 'gpt-4o', '2024-01-01T00:00:00Z', 2.5, 10), ('openai', 'gpt-4o-mini', '2024-01-01T00:00:00Z', 0.15, 0.6), \
          ('anthropic', 'claude-sonnet-4', '2024-01-01T00:00:00Z', 3, 15), ('google', 'gemini-2.0-flash', '2024-01-01T00:00:00Z', 0.1, 0.4)",
     ));
     let query = "SELECT date_trunc('month', ts) AS month, team, sum(list_cost) AS cost FROM spend GROUP BY 1, 2 ORDER BY 1, 2";
-    let (secs, rss, out) = timed(
+    let (secs, rss, out) = common::timed(
         Command::new(bin)
             .args(["sql", "--format", "csv", "--data"])
             .arg(&data)
@@ -207,12 +173,12 @@ fn main() {
         out.lines().count().saturating_sub(1)
     ));
     // The same with attribution rules to apply (spend attributes every row at query time).
-    let (_, _, _) = timed(Command::new(bin).args(["sql", "--data"]).arg(&data).arg(
+    let (_, _, _) = common::timed(Command::new(bin).args(["sql", "--data"]).arg(&data).arg(
         "INSERT INTO attribution_rules (rule_id, priority, provider, model_pattern, feature, cost_center) VALUES \
          ('google-ml', 10, 'google', NULL, NULL, 'CC-ML'), ('claude', 20, NULL, 'claude-%', 'assistant', 'CC-AI'), \
          ('rest', 100, NULL, NULL, 'other', 'CC-SHARED')",
     ));
-    let (secs, rss, out) = timed(
+    let (secs, rss, out) = common::timed(
         Command::new(bin)
             .args(["sql", "--format", "csv", "--data"])
             .arg(&data)
@@ -265,7 +231,7 @@ const RUNS: usize = 5;
 fn token_cost_vs_duckdb(data: &Path, work: &Path, rows: usize) -> Vec<String> {
     let models = "('gpt-4o', 'gpt-4o-mini', 'claude-sonnet-4', 'gemini-2.0-flash')";
     let prices = work.join("prices.csv");
-    let (_, _, csv) = timed(
+    let (_, _, csv) = common::timed(
         Command::new(env!("CARGO_BIN_EXE_spendql"))
             .args(["sql", "--format", "csv", "--data"])
             .arg(data)

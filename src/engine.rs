@@ -400,6 +400,12 @@ impl Engine {
         &self.inner.storage.open_report
     }
 
+    /// Store usage rows the way `INSERT` does: skip stored event ids, append to the
+    /// write-ahead log and fsync, then publish (queryable at once). Blocking.
+    pub fn insert_usage(&self, batch: &arrow::record_batch::RecordBatch) -> Result<WriteCounts> {
+        self.inner.storage.usage.append(batch)
+    }
+
     /// A built-in configuration table (e.g. `provider_costs`), for whole-table writes.
     pub fn config_table(&self, name: &str) -> Option<Arc<crate::storage::ConfigTable>> {
         self.inner.storage.config_table(name).cloned()

@@ -26,6 +26,7 @@ pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod ingest;
+pub mod otlp;
 pub mod output;
 pub mod pricing;
 pub mod schema;

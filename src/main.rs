@@ -50,6 +50,13 @@ enum Command {
         /// Most concurrent connections
         #[arg(long, default_value_t = 100)]
         max_connections: usize,
+        /// Also receive OpenTelemetry traces over OTLP/HTTP here (POST /v1/traces), e.g.
+        /// 127.0.0.1:4318; GenAI spans become usage rows
+        #[arg(long, value_name = "ADDR")]
+        otlp: Option<SocketAddr>,
+        /// --otlp: which attributes fill a column, e.g. `--map team=app.team,team`
+        #[arg(long = "map", value_name = "COLUMN=ATTRIBUTES")]
+        maps: Vec<String>,
     },
     /// Run one SQL statement and print the result.
     Sql {
@@ -68,7 +75,8 @@ enum Command {
         /// Input format
         #[arg(long, value_enum)]
         format: Format,
-        /// Store the good records of a file with bad ones, and list the bad ones
+        /// Store the good records of a file with bad ones; the bad ones, with reasons, go to
+        /// FILE.rejects
         #[arg(long)]
         skip_bad: bool,
         /// otel-genai: which attributes fill a column, e.g. `--map team=app.team,team`
@@ -137,6 +145,17 @@ fn data_dir(args: &DataArgs, config: &ConfigFile) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("./spendql-data"))
 }
 
+/// The OpenTelemetry attribute mapping with `--map` overrides applied.
+fn otel_mapping(maps: &[String]) -> Result<ingest::providers::otel::Mapping> {
+    let mut mapping = ingest::providers::otel::Mapping::default();
+    for spec in maps {
+        mapping
+            .set(spec)
+            .map_err(|e| Error::Invalid(format!("--map {spec}: {e}")))?;
+    }
+    Ok(mapping)
+}
+
 fn engine_config(args: &DataArgs, config: &ConfigFile, holder: String) -> Result<EngineConfig> {
     let mut engine = EngineConfig {
         holder,
@@ -185,12 +204,19 @@ async fn run(cli: Cli) -> Result<()> {
             config,
             demo,
             max_connections,
+            otlp,
+            maps,
         } => {
             let file = load_config(config.as_deref())?;
             let listen = listen
                 .or(file.listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5433)));
-            serve(&data, &file, listen, demo, max_connections).await
+            let otlp = match otlp {
+                Some(addr) => Some((addr, otel_mapping(&maps)?)),
+                None if maps.is_empty() => None,
+                None => return Err(Error::Invalid("--map needs --otlp".into())),
+            };
+            serve(&data, &file, listen, demo, max_connections, otlp).await
         }
         Command::Sql {
             data,
@@ -217,12 +243,7 @@ async fn run(cli: Cli) -> Result<()> {
             maps,
             files,
         } => {
-            let mut otel_mapping = ingest::providers::otel::Mapping::default();
-            for spec in &maps {
-                otel_mapping
-                    .set(spec)
-                    .map_err(|e| Error::Invalid(format!("--map {spec}: {e}")))?;
-            }
+            let otel_mapping = otel_mapping(&maps)?;
             let file = ConfigFile::default();
             let engine = Engine::open_with(
                 data_dir(&data, &file),
@@ -290,20 +311,31 @@ async fn serve(
     listen: SocketAddr,
     demo: bool,
     max_connections: usize,
+    otlp: Option<(SocketAddr, ingest::providers::otel::Mapping)>,
 ) -> Result<()> {
-    if !listen.ip().is_loopback() {
-        return Err(Error::Invalid(format!(
-            "refusing to listen on {listen}: no users are configured, so only loopback addresses \
-             (127.0.0.1, ::1) are allowed"
-        )));
+    for addr in std::iter::once(listen).chain(otlp.as_ref().map(|(a, _)| *a)) {
+        if !addr.ip().is_loopback() {
+            return Err(Error::Invalid(format!(
+                "refusing to listen on {addr}: no users are configured, so only loopback \
+                 addresses (127.0.0.1, ::1) are allowed"
+            )));
+        }
     }
     // Bind first, so the LOCK file can name the real address (port 0 picks a free one).
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| Error::Invalid(format!("cannot listen on {listen}: {e}")))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| Error::Invalid(format!("cannot listen on {listen}: {e}")))?;
+    let bind = |addr: SocketAddr| async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::Invalid(format!("cannot listen on {addr}: {e}")))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Error::Invalid(format!("cannot listen on {addr}: {e}")))?;
+        Ok::<_, Error>((listener, local))
+    };
+    let (listener, local) = bind(listen).await?;
+    let otlp = match otlp {
+        Some((addr, mapping)) => Some((bind(addr).await?, mapping)),
+        None => None,
+    };
     let dir = data_dir(data, file);
     let engine = Engine::open_with(
         &dir,
@@ -314,6 +346,28 @@ async fn serve(
     if demo {
         write_demo(&engine, 42, false).await?;
     }
+    // One signal stops both servers.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let receiver = otlp.map(|((listener, addr), mapping)| {
+        eprintln!("spendql receiving OTLP/HTTP traces on {addr} (POST /v1/traces)");
+        let options = spendql::otlp::OtlpOptions {
+            mapping,
+            ..Default::default()
+        };
+        tokio::spawn(spendql::otlp::run(
+            listener,
+            engine.clone(),
+            options,
+            stopped(stop_rx.clone()),
+        ))
+    });
     eprintln!(
         "spendql serving {} on {local}; try: psql -h {} -p {} spendql",
         dir.display(),
@@ -324,7 +378,19 @@ async fn serve(
         max_connections,
         ..Default::default()
     };
-    let result = spendql::server::run(listener, engine.clone(), options, shutdown_signal()).await;
+    let result =
+        spendql::server::run(listener, engine.clone(), options, stopped(stop_rx.clone())).await;
+    if let Some(receiver) = receiver {
+        // The wire server stops on the signal, or on an error: then the receiver stops too.
+        if result.is_err() {
+            receiver.abort();
+        }
+        match receiver.await {
+            Ok(Err(e)) => tracing::error!("otlp receiver: {e}"),
+            Err(e) if !e.is_cancelled() => tracing::error!("otlp receiver task: {e}"),
+            _ => {}
+        }
+    }
     engine.shutdown().await?;
     result
 }
@@ -388,6 +454,13 @@ async fn ingest_cost_files(
         for bad in &report.bad_records {
             eprintln!("skipped {bad}");
         }
+        if let Some(rejects) = &report.reject_file {
+            eprintln!(
+                "{} bad records (with reasons) written to {}",
+                report.rejected,
+                rejects.display()
+            );
+        }
         println!(
             "{}: {} cost rows read, {} added, {} restated, {} rejected; total {} USD ({:.2}s)",
             report.file,
@@ -424,6 +497,13 @@ async fn ingest_files(engine: &Engine, files: &[PathBuf], options: &IngestOption
                 "... and {} more bad records in {}",
                 report.rejected - report.bad_records.len() as u64,
                 report.file
+            );
+        }
+        if let Some(rejects) = &report.reject_file {
+            eprintln!(
+                "{} bad records (with reasons) written to {}",
+                report.rejected,
+                rejects.display()
             );
         }
         println!(

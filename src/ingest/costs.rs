@@ -20,7 +20,7 @@ use arrow::array::{
 use arrow::compute::{concat_batches, filter_record_batch};
 
 use super::providers::{self, CostRow};
-use super::{FieldError, Format, IngestOptions, MAX_REPORTED_BAD, json, open_text};
+use super::{FieldError, Format, IngestOptions, Rejects, json, open_text};
 use crate::error::{Error, Result};
 use crate::schema;
 use crate::storage::ConfigTable;
@@ -39,6 +39,8 @@ pub struct CostReport {
     pub replaced: u64,
     pub rejected: u64,
     pub bad_records: Vec<String>,
+    /// Where every bad record was written (`--skip-bad`), if there was one.
+    pub reject_file: Option<std::path::PathBuf>,
     /// The file's total in USD at scale 12.
     pub total: i128,
     pub seconds: f64,
@@ -61,7 +63,8 @@ pub fn ingest_costs_file(
     };
     let mut rows: Vec<CostRow> = Vec::new();
     let mut converted = Vec::new();
-    let bad = |report: &mut CostReport, line: u64, e: FieldError| -> Result<()> {
+    let mut rejects = Rejects::for_input(path);
+    let mut bad = |report: &mut CostReport, line: u64, e: FieldError| -> Result<()> {
         let err = Error::BadRecord {
             file: file_name.clone(),
             line,
@@ -71,11 +74,7 @@ pub fn ingest_costs_file(
         if !options.skip_bad {
             return Err(err);
         }
-        report.rejected += 1;
-        if report.bad_records.len() < MAX_REPORTED_BAD {
-            report.bad_records.push(err.to_string());
-        }
-        Ok(())
+        rejects.reject(&mut report.rejected, &mut report.bad_records, &err)
     };
     let outcome = json::for_each_record(
         input,
@@ -114,6 +113,7 @@ pub fn ingest_costs_file(
     )
     .map_err(|e| Error::io(path, e))?;
     outcome?;
+    report.reject_file = rejects.finish()?;
     let source = format!("{}:{}", options.format.name(), report.file);
     let ingested_at = chrono::Utc::now().timestamp_micros();
     report.total = rows.iter().map(|r| r.amount).sum();

@@ -203,12 +203,29 @@ impl<R: Read> Read for Tracker<R> {
     }
 }
 
-fn syntax_reason(e: &serde_json::Error) -> String {
-    if e.is_io() {
+/// A syntax (or read) error as the record callback gets it: the line and the reason.
+fn syntax_error(e: &serde_json::Error, state: &TrackState) -> (u64, Result<Value, String>) {
+    let line = if e.line() > 0 {
+        e.line() as u64
+    } else {
+        state.record_line()
+    };
+    let reason = if e.is_io() {
         e.to_string()
     } else {
         format!("invalid JSON: {e}")
-    }
+    };
+    (line, Err(reason))
+}
+
+/// A reader that counts lines and caps records, and the state it shares with its caller.
+fn tracked<R: Read>(input: R) -> (Tracker<R>, Rc<TrackState>) {
+    let state = Rc::new(TrackState::default());
+    let tracker = Tracker {
+        inner: input,
+        state: Rc::clone(&state),
+    };
+    (tracker, state)
 }
 
 /// Whole documents one after another.
@@ -217,11 +234,7 @@ fn read_documents<R: Read, E>(
     mut record: impl FnMut(u64, Result<Value, String>) -> Step<E>,
     mut on_progress: impl FnMut(u64),
 ) -> Result<(), E> {
-    let state = Rc::new(TrackState::default());
-    let tracker = Tracker {
-        inner: input,
-        state: Rc::clone(&state),
-    };
+    let (tracker, state) = tracked(input);
     let mut stream = serde_json::Deserializer::from_reader(tracker).into_iter::<Value>();
     loop {
         state.mark();
@@ -232,12 +245,8 @@ fn read_documents<R: Read, E>(
                 on_progress(state.total.get());
             }
             Some(Err(e)) => {
-                let line = if e.line() > 0 {
-                    e.line() as u64
-                } else {
-                    state.record_line()
-                };
-                return record(line, Err(syntax_reason(&e)));
+                let (line, error) = syntax_error(&e, &state);
+                return record(line, error);
             }
         }
     }
@@ -249,11 +258,7 @@ fn read_array<R: Read, E>(
     mut record: impl FnMut(u64, Result<Value, String>) -> Step<E>,
     mut on_progress: impl FnMut(u64),
 ) -> Result<(), E> {
-    let state = Rc::new(TrackState::default());
-    let tracker = Tracker {
-        inner: input,
-        state: Rc::clone(&state),
-    };
+    let (tracker, state) = tracked(input);
     let mut deserializer = serde_json::Deserializer::from_reader(tracker);
     let mut stopped: Option<E> = None;
     let progress_state = Rc::clone(&state);
@@ -273,12 +278,8 @@ fn read_array<R: Read, E>(
     match result.and_then(|()| deserializer.end()) {
         Ok(()) => Ok(()),
         Err(e) => {
-            let line = if e.line() > 0 {
-                e.line() as u64
-            } else {
-                state.record_line()
-            };
-            record(line, Err(syntax_reason(&e)))
+            let (line, error) = syntax_error(&e, &state);
+            record(line, error)
         }
     }
 }

@@ -101,6 +101,8 @@ pub struct FileReport {
     pub rejected: u64,
     /// The first bad records (up to 100), as `file:line: column: reason`.
     pub bad_records: Vec<String>,
+    /// Where every bad record was written (`--skip-bad`), if there was one.
+    pub reject_file: Option<std::path::PathBuf>,
     pub min_ts: Option<i64>,
     pub max_ts: Option<i64>,
     pub seconds: f64,
@@ -135,6 +137,7 @@ pub fn ingest_file(writer: BulkWriter, path: &Path, options: &IngestOptions) -> 
                 ..FileReport::default()
             },
             skip_bad: options.skip_bad,
+            rejects: Rejects::for_input(path),
         };
         let read_result = match options.format {
             Format::Csv => read_csv(
@@ -174,7 +177,12 @@ pub fn ingest_file(writer: BulkWriter, path: &Path, options: &IngestOptions) -> 
         let write_result = writer_thread
             .join()
             .unwrap_or_else(|_| Err(Error::Invalid("the ingest writer thread failed".into())));
-        (read_result, sink.report, write_result)
+        let mut report = sink.report;
+        let read_result = read_result.and_then(|()| {
+            report.reject_file = sink.rejects.finish()?;
+            Ok(())
+        });
+        (read_result, report, write_result)
     });
     progress.finish_and_clear();
     // A writer error explains a reader that stopped because the channel closed.
@@ -210,12 +218,66 @@ fn progress_bar(enabled: bool, total: u64, name: &str) -> ProgressBar {
     bar
 }
 
+/// `--skip-bad` writes every rejected record's location and reason here: the input's path
+/// plus `.rejects`, created at the first rejection.
+struct Rejects {
+    path: std::path::PathBuf,
+    out: Option<std::io::BufWriter<File>>,
+}
+
+impl Rejects {
+    fn for_input(input: &Path) -> Rejects {
+        let mut name = input.as_os_str().to_owned();
+        name.push(".rejects");
+        Rejects {
+            path: name.into(),
+            out: None,
+        }
+    }
+
+    fn write(&mut self, line: &str) -> Result<()> {
+        use std::io::Write;
+        if self.out.is_none() {
+            let file = File::create(&self.path).map_err(|e| Error::io(&self.path, e))?;
+            self.out = Some(std::io::BufWriter::new(file));
+        }
+        if let Some(out) = self.out.as_mut() {
+            writeln!(out, "{line}").map_err(|e| Error::io(&self.path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Flush; the path if anything was written.
+    fn finish(self) -> Result<Option<std::path::PathBuf>> {
+        use std::io::Write;
+        match self.out {
+            Some(mut out) => {
+                out.flush().map_err(|e| Error::io(&self.path, e))?;
+                Ok(Some(self.path))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Note a rejected record: count it, keep the first few for the report, write it out.
+    fn reject(&mut self, rejected: &mut u64, shown: &mut Vec<String>, err: &Error) -> Result<()> {
+        *rejected += 1;
+        let text = err.to_string();
+        self.write(&text)?;
+        if shown.len() < MAX_REPORTED_BAD {
+            shown.push(text);
+        }
+        Ok(())
+    }
+}
+
 /// Receives converted rows and bad records for one file.
 struct Sink {
     /// To the writer thread; `None` once the input is exhausted.
     tx: Option<std::sync::mpsc::SyncSender<RecordBatch>>,
     report: FileReport,
     skip_bad: bool,
+    rejects: Rejects,
 }
 
 impl Sink {
@@ -230,11 +292,11 @@ impl Sink {
         if !self.skip_bad {
             return Err(err);
         }
-        self.report.rejected += 1;
-        if self.report.bad_records.len() < MAX_REPORTED_BAD {
-            self.report.bad_records.push(err.to_string());
-        }
-        Ok(())
+        self.rejects.reject(
+            &mut self.report.rejected,
+            &mut self.report.bad_records,
+            &err,
+        )
     }
 
     fn write(&mut self, batch: RecordBatch) -> Result<()> {
@@ -275,6 +337,36 @@ fn header_error(file: &str, column: &str, reason: String) -> Error {
         line: 1,
         column: column.to_string(),
         reason,
+    }
+}
+
+enum CsvStep {
+    Record,
+    /// A bad record was reported (and `--skip-bad` goes on).
+    Skipped,
+    End,
+}
+
+/// Read the next CSV record; a malformed one is a bad record at its line.
+fn next_csv_record<R: Read>(
+    reader: &mut csv::Reader<R>,
+    record: &mut csv::StringRecord,
+    sink: &mut Sink,
+    file: &str,
+) -> Result<CsvStep> {
+    match reader.read_record(record) {
+        Ok(true) => Ok(CsvStep::Record),
+        Ok(false) => Ok(CsvStep::End),
+        Err(e) => {
+            let line = e.position().map_or(0, |p| p.line());
+            sink.report.rows_read += 1;
+            sink.bad(file, line, FieldError::record(e.to_string()))?;
+            Ok(if matches!(e.kind(), csv::ErrorKind::Io(_)) {
+                CsvStep::End
+            } else {
+                CsvStep::Skipped
+            })
+        }
     }
 }
 
@@ -331,24 +423,10 @@ fn read_csv(
     }
     let mut record = csv::StringRecord::new();
     loop {
-        match reader.read_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                sink.bad(
-                    file,
-                    line,
-                    FieldError {
-                        column: "record".into(),
-                        reason: e.to_string(),
-                    },
-                )?;
-                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
-                    break;
-                }
-                continue;
-            }
+        match next_csv_record(&mut reader, &mut record, sink, file)? {
+            CsvStep::Record => {}
+            CsvStep::Skipped => continue,
+            CsvStep::End => break,
         }
         sink.report.rows_read += 1;
         let line = record.position().map_or(0, |p| p.line());
@@ -513,18 +591,10 @@ fn read_litellm_csv(input: impl Read, context: &RecordContext<'_>, sink: &mut Si
     let mut converted = Vec::new();
     let mut record = csv::StringRecord::new();
     loop {
-        match reader.read_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                sink.report.rows_read += 1;
-                sink.bad(file, line, FieldError::record(e.to_string()))?;
-                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
-                    break;
-                }
-                continue;
-            }
+        match next_csv_record(&mut reader, &mut record, sink, file)? {
+            CsvStep::Record => {}
+            CsvStep::Skipped => continue,
+            CsvStep::End => break,
         }
         sink.report.rows_read += 1;
         let line = record.position().map_or(0, |p| p.line());

@@ -6,6 +6,7 @@
 //! which finishes its current query and closes. Protocol handling is pgwire's;
 //! this module decides what each message means for DataFusion.
 
+mod copy;
 mod encode;
 mod params;
 mod session;
@@ -22,6 +23,7 @@ use datafusion::error::DataFusionError;
 use futures::{SinkExt, StreamExt};
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use pgwire::api::copy::CopyHandler;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::{
     ClientInfo, ConnectionManager, NoopHandler, PgWireConnectionState, RandomPidSecretKeyGenerator,
@@ -128,16 +130,14 @@ pub async fn run(
                     // Built here, not in the accept loop: a DataFusion session
                     // is not free, and accepting must not wait for it.
                     let session = Arc::new(Session::new(shared));
-                    let result = serve(
-                        socket,
-                        Arc::clone(&session),
-                        Arc::clone(&session),
-                        session,
+                    let handlers = Handlers {
+                        startup: Arc::clone(&session),
+                        simple: Arc::clone(&session),
+                        extended: Arc::clone(&session),
+                        copy: session,
                         cancel,
-                        stop,
-                        STARTUP_TIMEOUT,
-                    )
-                    .await;
+                    };
+                    let result = serve(socket, handlers, stop, STARTUP_TIMEOUT).await;
                     if let Err(e) = result {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
@@ -147,16 +147,14 @@ pub async fn run(
                 tracing::warn!(%peer, "refusing connection: max_connections reached");
                 connections.spawn(async move {
                     let noop = Arc::new(NoopHandler);
-                    let _ = serve(
-                        socket,
-                        Arc::new(Reject),
-                        Arc::clone(&noop),
-                        noop,
+                    let handlers = Handlers {
+                        startup: Arc::new(Reject),
+                        simple: Arc::clone(&noop),
+                        extended: Arc::clone(&noop),
+                        copy: noop,
                         cancel,
-                        stop,
-                        REJECT_TIMEOUT,
-                    )
-                    .await;
+                    };
+                    let _ = serve(socket, handlers, stop, REJECT_TIMEOUT).await;
                 });
             }
         }
@@ -185,15 +183,21 @@ async fn shutdown_signalled(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopping| *stopping).await;
 }
 
-/// One connection's message loop. Like pgwire's `process_socket`, but it
-/// waits for either the next message or shutdown, so an idle connection
-/// closes at once while a running query completes first.
-async fn serve<A, Q, EQ, CR>(
-    socket: TcpStream,
+/// What answers each kind of message on one connection.
+struct Handlers<A, Q, EQ, CP, CR> {
     startup: Arc<A>,
     simple: Arc<Q>,
     extended: Arc<EQ>,
+    copy: Arc<CP>,
     cancel: Arc<CR>,
+}
+
+/// One connection's message loop. Like pgwire's `process_socket`, but it
+/// waits for either the next message or shutdown, so an idle connection
+/// closes at once while a running query completes first.
+async fn serve<A, Q, EQ, CP, CR>(
+    socket: TcpStream,
+    handlers: Handlers<A, Q, EQ, CP, CR>,
     mut stop: watch::Receiver<bool>,
     startup_timeout: Duration,
 ) -> io::Result<()>
@@ -201,8 +205,16 @@ where
     A: StartupHandler,
     Q: SimpleQueryHandler,
     EQ: ExtendedQueryHandler,
+    CP: CopyHandler,
     CR: CancelHandler,
 {
+    let Handlers {
+        startup,
+        simple,
+        extended,
+        copy,
+        cancel,
+    } = handlers;
     let deadline = tokio::time::sleep(startup_timeout);
     tokio::pin!(deadline);
     let negotiated = tokio::select! {
@@ -214,7 +226,6 @@ where
     let Some(mut socket) = negotiated else {
         return Ok(());
     };
-    let copy = Arc::new(NoopHandler);
     loop {
         let starting = matches!(
             socket.state(),

@@ -28,14 +28,15 @@ use pgwire::api::auth::{
     ServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
 };
+use pgwire::api::copy::{CopyHandler, send_copy_in_response};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{
     ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response,
     send_ready_for_query,
 };
 use pgwire::api::results::{
-    DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo, QueryResponse,
-    Response, Tag,
+    CopyResponse, DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo,
+    QueryResponse, Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
@@ -44,17 +45,20 @@ use pgwire::api::{
     METADATA_DATABASE, METADATA_USER, PgWireConnectionState, PidSecretKeyGenerator, Type,
 };
 use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::data::DataRow;
 use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
+use super::copy::CopyIn;
 use super::encode::{RowEncoder, field_info, field_infos};
 use super::params::{decode_params, described_type};
 use super::sqlstate::{
     FEATURE_NOT_SUPPORTED, INVALID_AUTHORIZATION_SPECIFICATION, INVALID_CATALOG_NAME,
-    PROGRAM_LIMIT_EXCEEDED, SYNTAX_ERROR, TOO_MANY_CONNECTIONS, UNDEFINED_OBJECT,
+    PROGRAM_LIMIT_EXCEEDED, PROTOCOL_VIOLATION, QUERY_CANCELED, SYNTAX_ERROR, TOO_MANY_CONNECTIONS,
+    UNDEFINED_OBJECT,
 };
 use super::{Shared, df_error, fatal_error, pg_error};
 
@@ -218,6 +222,8 @@ pub struct Session {
     ctx: SessionContext,
     parser: Arc<Parser>,
     vars: Mutex<Vars>,
+    /// The `COPY ... FROM STDIN` receiving data, if one is.
+    copy_in: Mutex<Option<CopyIn>>,
 }
 
 impl Session {
@@ -232,7 +238,12 @@ impl Session {
             ctx,
             parser,
             vars: Mutex::new(Vars::default()),
+            copy_in: Mutex::new(None),
         }
+    }
+
+    fn copy_in(&self) -> MutexGuard<'_, Option<CopyIn>> {
+        self.copy_in.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Poisoning only means another handler panicked mid-update of a map of
@@ -610,6 +621,20 @@ impl SimpleQueryHandler for Session {
         if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
             return Err(PgWireError::NotReadyForQuery);
         }
+        if let Some(copy) = CopyIn::parse(&query.query) {
+            // The data follows in CopyData messages; pgwire routes them to the CopyHandler
+            // below, which answers `COPY n` and ReadyForQuery.
+            let copy = copy?;
+            let columns = copy.column_count();
+            *self.copy_in() = Some(copy);
+            send_copy_in_response(
+                client,
+                CopyResponse::new(0, columns, futures::stream::empty()),
+            )
+            .await?;
+            client.set_state(PgWireConnectionState::CopyInProgress(false));
+            return Ok(());
+        }
         client.set_state(PgWireConnectionState::QueryInProgress);
         let mut status = client.transaction_status();
         let cancel = cancel_receiver(client).await;
@@ -655,6 +680,56 @@ impl SimpleQueryHandler for Session {
             }
         }
         Ok(responses)
+    }
+}
+
+#[async_trait]
+impl CopyHandler for Session {
+    async fn on_copy_data<C>(&self, _client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut guard = self.copy_in();
+        let Some(copy) = guard.as_mut() else {
+            return Err(pg_error(PROTOCOL_VIOLATION, "CopyData outside COPY"));
+        };
+        if let Err(e) = copy.add(&copy_data.data) {
+            // Drop what was collected; the rest of the data is ignored until CopyDone.
+            *guard = None;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let copy = self.copy_in().take().ok_or_else(|| {
+            pg_error(
+                PROGRAM_LIMIT_EXCEEDED,
+                "the COPY was abandoned after an error",
+            )
+        })?;
+        let rows = copy.finish(&self.shared.engine).await?;
+        send_execution_response(client, Tag::new("COPY").with_rows(rows as usize)).await
+    }
+
+    async fn on_copy_fail<C>(&self, _client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        *self.copy_in() = None;
+        pg_error(
+            QUERY_CANCELED,
+            format!("COPY from stdin failed: {}", fail.message),
+        )
     }
 }
 
@@ -1101,7 +1176,7 @@ fn describe(plan: &LogicalPlan, statement: &DFStatement) -> PgWireResult<Describ
 }
 
 /// Sum of the `count` column of a DML result.
-fn affected_rows(batches: &[RecordBatch]) -> usize {
+pub(super) fn affected_rows(batches: &[RecordBatch]) -> usize {
     let total: u64 = batches
         .iter()
         .filter_map(|b| b.column_by_name("count"))

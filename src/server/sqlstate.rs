@@ -38,6 +38,7 @@ pub const BAD_COPY_FILE_FORMAT: &str = "22P04";
 pub const INVALID_AUTHORIZATION_SPECIFICATION: &str = "28000";
 pub const INVALID_CATALOG_NAME: &str = "3D000";
 pub const ADMIN_SHUTDOWN: &str = "57P01";
+pub const QUERY_CANCELED: &str = "57014";
 pub const PROTOCOL_VIOLATION: &str = "08P01";
 pub const UNDEFINED_OBJECT: &str = "42704";
 pub const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";

@@ -156,7 +156,10 @@ def anthropic_usage(name):
                                  cached=n(r.get("cache_read_input_tokens")),
                                  cw=n(cc.get("ephemeral_5m_input_tokens")),
                                  cw1h=n(cc.get("ephemeral_1h_input_tokens")),
-                                 out=n(r["output_tokens"]), requests=0)))
+                                 out=n(r["output_tokens"]),
+                                 # No request count in the report: 0, except a 200k-1M
+                                 # bucket, which had at least one (long-context) request.
+                                 requests=1 if r.get("context_window") == "200k-1M" else 0)))
     return out
 
 

@@ -39,6 +39,8 @@ pub fn sql_ok(dir: &Path, query: &str) -> String {
 pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The OTLP/HTTP receiver's address, when started with `--otlp`.
+    pub otlp: Option<SocketAddr>,
     /// Keeps the stderr reader alive, so the server never blocks or fails writing to it.
     _stderr: mpsc::Receiver<String>,
 }
@@ -64,9 +66,15 @@ impl Server {
             }
         });
         let mut seen = Vec::new();
+        let mut otlp = None;
         let addr = loop {
             match rx.recv_timeout(Duration::from_secs(60)) {
                 Ok(line) => {
+                    if let Some(rest) = line.strip_prefix("spendql receiving OTLP/HTTP traces on ")
+                    {
+                        let addr = rest.split(' ').next().unwrap_or_default();
+                        otlp = Some(addr.parse().expect("OTLP address"));
+                    }
                     if let Some(rest) = line.split(" on ").nth(1)
                         && line.starts_with("spendql serving")
                     {
@@ -84,6 +92,7 @@ impl Server {
         Server {
             child,
             addr,
+            otlp,
             _stderr: rx,
         }
     }
@@ -107,8 +116,20 @@ impl Server {
     /// Run psql against the server as `user` with unaligned, tuples-only output, feeding it
     /// `script` on stdin; stops at the first error. Returns stdout, after asserting success.
     pub fn psql(&self, user: &str, script: &str) -> String {
+        let out = self.psql_output(user, script);
+        assert!(
+            out.status.success(),
+            "psql failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Like [`Server::psql`], but returns psql's exit status and output, for scripts that
+    /// are meant to fail.
+    pub fn psql_output(&self, user: &str, script: &str) -> Output {
         use std::io::Write;
-        let out = Command::new("psql")
+        Command::new("psql")
             .args([
                 "-h",
                 &self.addr.ip().to_string(),
@@ -129,13 +150,7 @@ impl Server {
                     .write_all(script.as_bytes())?;
                 child.wait_with_output()
             })
-            .expect("psql is installed (.ci/run installs postgresql-client)");
-        assert!(
-            out.status.success(),
-            "psql failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+            .expect("psql is installed (.ci/run installs postgresql-client)")
     }
 
     /// SIGKILL: no shutdown code runs.

@@ -2,6 +2,8 @@
 
 mod cli;
 mod common;
+mod copy;
 mod durability;
+mod otlp;
 mod providers;
 mod wire;

@@ -233,22 +233,28 @@ fn a_bad_record_stops_its_file_and_stores_nothing() {
             "{file} stored rows"
         );
     }
-    // --skip-bad keeps the good lines and names the bad one.
+    // --skip-bad keeps the good lines, names the bad one and writes it to FILE.rejects.
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = ingest(
-        dir.path(),
-        "gemini",
-        &["bad/gemini-badjson.jsonl"],
-        &["--skip-bad"],
-    );
+    let input = dir.path().join("gemini-badjson.jsonl");
+    std::fs::copy(fixture("bad/gemini-badjson.jsonl"), &input).expect("copy fixture");
+    let out = spendql()
+        .args(["ingest", "--format", "gemini", "--skip-bad", "--data"])
+        .arg(dir.path().join("data"))
+        .arg(&input)
+        .output()
+        .expect("ingest");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("gemini-badjson.jsonl:2:"), "{err}");
+    let rejects = std::fs::read_to_string(dir.path().join("gemini-badjson.jsonl.rejects"))
+        .expect("the reject file");
+    assert_eq!(rejects.lines().count(), 1, "{rejects}");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        rejects.contains("gemini-badjson.jsonl:2: record: invalid JSON"),
+        "{rejects}"
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("gemini-badjson.jsonl:2:"));
     assert_eq!(
-        sql_ok(dir.path(), "SELECT count(*) AS n FROM usage"),
+        sql_ok(&dir.path().join("data"), "SELECT count(*) AS n FROM usage"),
         "n\n2\n"
     );
 }
@@ -349,5 +355,52 @@ fn the_summary_reports_tokens_list_cost_and_unpriced_models() {
     assert!(
         text.contains("no price for 1 model(s): openai/gpt-9-turbo (1 rows)"),
         "{text}"
+    );
+}
+
+#[test]
+fn anthropic_buckets_are_priced_at_their_context_window_tier() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let page = dir.path().join("report.json");
+    // claude-sonnet-4-5: 3 / 15 per million below 200k prompt tokens, 6 / 22.50 above.
+    let result = |window: &str| {
+        format!(
+            r#"{{"uncached_input_tokens":1000000,"cache_read_input_tokens":0,
+               "cache_creation":{{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":0}},
+               "output_tokens":100000,"server_tool_use":{{"web_search_requests":0}},
+               "api_key_id":null,"workspace_id":"wrkspc_1","model":"claude-sonnet-4-5-20250929",
+               "service_tier":"standard","context_window":"{window}"}}"#
+        )
+    };
+    std::fs::write(
+        &page,
+        format!(
+            r#"{{"data":[{{"starting_at":"2026-10-01T00:00:00Z","ending_at":"2026-10-02T00:00:00Z",
+                "results":[{},{}]}}],"has_more":false,"next_page":null}}"#,
+            result("0-200k"),
+            result("200k-1M")
+        ),
+    )
+    .expect("write");
+    let out = spendql()
+        .args(["ingest", "--format", "anthropic-usage", "--data"])
+        .arg(dir.path().join("data"))
+        .arg(&page)
+        .output()
+        .expect("ingest");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 1M x 3 + 100k x 15 = 4.50 below; 1M x 6 + 100k x 22.50 = 8.25 above.
+    assert_eq!(
+        sql_ok(
+            &dir.path().join("data"),
+            "SELECT tags, requests, list_cost FROM spend ORDER BY list_cost"
+        ),
+        "tags,requests,list_cost\n\
+         \"{\"\"context_window\"\":\"\"0-200k\"\"}\",0,4.500000000000\n\
+         \"{\"\"context_window\"\":\"\"200k-1M\"\"}\",1,8.250000000000\n"
     );
 }

@@ -28,14 +28,20 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    /// Prompt tokens of one request (long-context tiers compare against this).
+    /// Prompt tokens of one request (long-context tiers compare against this). A row with
+    /// `requests = 0` is an aggregate whose request count the provider does not report
+    /// (Anthropic's usage report): its requests' sizes are unknown, so it is priced below
+    /// every long-context threshold rather than as one giant prompt.
     pub fn prompt_per_request(&self) -> i64 {
+        if self.requests <= 0 {
+            return 0;
+        }
         let prompt = self
             .input
             .saturating_add(self.cached_input)
             .saturating_add(self.cache_write)
             .saturating_add(self.cache_write_1h);
-        prompt / self.requests.max(1)
+        prompt / self.requests
     }
 }
 
@@ -317,6 +323,22 @@ mod tests {
             .expect("ok")
             .expect("priced");
         assert_eq!(parts.request, 15_000_000_000);
+    }
+
+    #[test]
+    fn an_unknown_request_count_is_below_every_long_context_threshold() {
+        let bucket = Tokens {
+            input: 5_000_000,
+            cached_input: 1_000_000,
+            requests: 0,
+            ..Tokens::default()
+        };
+        assert_eq!(bucket.prompt_per_request(), 0);
+        let counted = Tokens {
+            requests: 20,
+            ..bucket
+        };
+        assert_eq!(counted.prompt_per_request(), 300_000);
     }
 
     mod properties {

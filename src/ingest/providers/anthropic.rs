@@ -10,8 +10,11 @@ use super::{
 /// One usage report page: a row per result of each bucket, at the bucket's start.
 ///
 /// Anthropic counts input without cache reads and writes (`uncached_input_tokens`), so the
-/// counts map one to one. The report does not count requests: `requests` is 0. Web searches
-/// and the context window go to `tags`.
+/// counts map one to one. The report does not count requests, so `requests` is 0 — which the
+/// costing reads as "sizes unknown, below every long-context threshold" — except in a
+/// `200k-1M` context-window bucket, where every request was over 200k prompt tokens: there it
+/// is 1 (there was at least one), so the whole bucket is priced at the long-context rate.
+/// Web searches and the context window go to `tags`.
 pub fn usage(record: &Value, out: &mut Converted<Row>) -> Result<(), FieldError> {
     each_result(
         record,
@@ -42,6 +45,16 @@ pub fn usage(record: &Value, out: &mut Converted<Row>) -> Result<(), FieldError>
             let workspace = result.str("workspace_id")?;
             let key = result.str("api_key_id")?;
             let context = result.str("context_window")?;
+            let long_context = match context.as_deref() {
+                None | Some("0-200k") => false,
+                Some("200k-1M") => true,
+                Some(other) => {
+                    return Err(result.error(
+                        "context_window",
+                        format!("unknown context window {other:?} (0-200k, 200k-1M)"),
+                    ));
+                }
+            };
             let geo = result.str("inference_geo")?;
             let end = bucket.str("ending_at")?.unwrap_or_default();
             let id = identity_id(
@@ -80,7 +93,7 @@ pub fn usage(record: &Value, out: &mut Converted<Row>) -> Result<(), FieldError>
                 .tokens(Col::CacheWriteTokens, write_5m)
                 .tokens(Col::CacheWrite1hTokens, write_1h)
                 .tokens(Col::OutputTokens, result.count("output_tokens")?)
-                .int(Col::Requests, 0)
+                .int(Col::Requests, i64::from(long_context))
                 .text(Col::ServiceTier, tier)
                 .opt_text(Col::Region, geo.as_deref())
                 .opt_text(Col::Project, workspace.as_deref())

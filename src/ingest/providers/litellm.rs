@@ -1,6 +1,8 @@
 //! LiteLLM proxy `SpendLogs` exports, one row per request (JSON records, or CSV with the
 //! same column names where `metadata` and `request_tags` are JSON text).
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use super::{At, Col, Converted, FieldError, Row, canonical_provider, uncached};
@@ -33,10 +35,12 @@ pub fn usage(record: &Value, out: &mut Converted<Row>) -> Result<(), FieldError>
             None => return Err(log.error("custom_llm_provider", "a value is required")),
         },
     };
-    let metadata = json_object(&log, "metadata")?;
-    let metadata = metadata
-        .as_ref()
-        .map(|m| At::nested(m, log.path("metadata")));
+    let metadata = json_value(&log, "metadata")?;
+    let metadata = match metadata.as_deref() {
+        None => None,
+        Some(Value::Object(m)) => Some(At::nested(m, log.path("metadata"))),
+        Some(_) => return Err(log.error("metadata", "expected an object")),
+    };
     let usage_object = match &metadata {
         Some(m) => m.object("usage_object")?,
         None => None,
@@ -125,7 +129,7 @@ pub fn usage(record: &Value, out: &mut Converted<Row>) -> Result<(), FieldError>
     .opt_text(Col::Team, team.filter(|t| !t.is_empty()).as_deref());
     let mut tags = Map::new();
     if let Some(request_tags) = json_value(&log, "request_tags")? {
-        let Value::Array(items) = &request_tags else {
+        let Value::Array(items) = request_tags.as_ref() else {
             return Err(log.error("request_tags", "expected a list of tags"));
         };
         for tag in items.iter().filter_map(Value::as_str) {
@@ -137,7 +141,7 @@ pub fn usage(record: &Value, out: &mut Converted<Row>) -> Result<(), FieldError>
             }
         }
         if !items.is_empty() {
-            tags.insert("request_tags".into(), request_tags.clone());
+            tags.insert("request_tags".into(), request_tags.into_owned());
         }
     }
     for key in ["model_group", "call_type", "session_id"] {
@@ -153,22 +157,14 @@ pub fn usage(record: &Value, out: &mut Converted<Row>) -> Result<(), FieldError>
     Ok(())
 }
 
-/// A field that is JSON, or JSON text (as in the CSV export).
-fn json_value(log: &At<'_>, key: &str) -> Result<Option<Value>, FieldError> {
+/// A field that is JSON, or JSON text (as in the CSV export), borrowed when it can be.
+fn json_value<'a>(log: &At<'a>, key: &str) -> Result<Option<Cow<'a, Value>>, FieldError> {
     match log.get(key) {
         None => Ok(None),
         Some(Value::String(text)) if text.trim().is_empty() => Ok(None),
         Some(Value::String(text)) => serde_json::from_str(text)
-            .map(Some)
+            .map(|v| Some(Cow::Owned(v)))
             .map_err(|e| log.error(key, format!("invalid JSON: {e}"))),
-        Some(other) => Ok(Some(other.clone())),
-    }
-}
-
-fn json_object(log: &At<'_>, key: &str) -> Result<Option<Map<String, Value>>, FieldError> {
-    match json_value(log, key)? {
-        None => Ok(None),
-        Some(Value::Object(map)) => Ok(Some(map)),
-        Some(_) => Err(log.error(key, "expected an object")),
+        Some(other) => Ok(Some(Cow::Borrowed(other))),
     }
 }

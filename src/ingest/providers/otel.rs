@@ -114,11 +114,11 @@ pub fn usage(
         ));
     };
     for (r, resource_span) in resource_spans.iter().enumerate() {
-        let path = format!("resourceSpans[{r}]");
         let resource_attrs = resource_span
             .get("resource")
             .and_then(|res| res.get("attributes"));
-        let resource = attributes(resource_attrs, &format!("{path}.resource"))?;
+        let resource = attributes(resource_attrs)
+            .map_err(|e| within(&format!("resourceSpans[{r}].resource"), e))?;
         let scopes = resource_span
             .get("scopeSpans")
             .or_else(|| resource_span.get("instrumentationLibrarySpans"))
@@ -130,11 +130,13 @@ pub fn usage(
                 .and_then(Value::as_array)
                 .map_or(&[][..], Vec::as_slice);
             for (k, span) in spans.iter().enumerate() {
-                let span_path = format!("{path}.scopeSpans[{s}].spans[{k}]");
-                match span_row(span, &resource, mapping, &span_path) {
+                match span_row(span, &resource, mapping) {
                     Ok(Some(row)) => out.push(Ok(row)),
                     Ok(None) => {}
-                    Err(e) => out.push(Err(e)),
+                    Err(e) => out.push(Err(within(
+                        &format!("resourceSpans[{r}].scopeSpans[{s}].spans[{k}]"),
+                        e,
+                    ))),
                 }
             }
         }
@@ -142,35 +144,47 @@ pub fn usage(
     Ok(())
 }
 
-/// The attributes of a span or resource, decoded from OTLP's `{key, value: {xValue}}` list.
-fn attributes(list: Option<&Value>, path: &str) -> Result<Vec<(String, Value)>, FieldError> {
+/// `e` with its column placed under `path` (paths are built only for errors).
+fn within(path: &str, e: FieldError) -> FieldError {
+    FieldError {
+        column: format!("{path}.{}", e.column),
+        reason: e.reason,
+    }
+}
+
+/// The attributes of a span or resource: OTLP's `{key, value: {xValue: ...}}` list, as
+/// (key, AnyValue) pairs borrowed from the record.
+fn attributes(list: Option<&Value>) -> Result<Vec<(&str, &Value)>, FieldError> {
     let Some(list) = list else {
         return Ok(Vec::new());
     };
     let Value::Array(items) = list else {
-        return Err(error(&format!("{path}.attributes"), "expected an array"));
+        return Err(error("attributes", "expected an array"));
     };
-    let mut decoded = Vec::with_capacity(items.len());
+    let mut pairs = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let at = format!("{path}.attributes[{i}]");
         let key = item
             .get("key")
             .and_then(Value::as_str)
-            .ok_or_else(|| error(&at, "an attribute needs a key"))?;
-        let value = item
-            .get("value")
-            .map_or(Ok(Value::Null), |v| any_value(v, &at))?;
-        decoded.push((key.to_string(), value));
+            .ok_or_else(|| error(&format!("attributes[{i}]"), "an attribute needs a key"))?;
+        match item.get("value") {
+            Some(value @ Value::Object(map)) if !map.is_empty() => pairs.push((key, value)),
+            _ => {}
+        }
     }
-    Ok(decoded)
+    Ok(pairs)
+}
+
+/// The value inside an AnyValue (`{"intValue": "12"}` → `"12"`).
+fn inner(any: &Value) -> Option<&Value> {
+    any.as_object()
+        .and_then(|m| m.values().next())
+        .filter(|v| !v.is_null())
 }
 
 /// OTLP's AnyValue as plain JSON (64-bit integers arrive as text and stay exact).
-fn any_value(v: &Value, path: &str) -> Result<Value, FieldError> {
-    let Value::Object(map) = v else {
-        return Err(error(path, "expected an AnyValue object"));
-    };
-    let Some((kind, inner)) = map.iter().next() else {
+fn any_value(v: &Value) -> Result<Value, String> {
+    let Some((kind, inner)) = v.as_object().and_then(|m| m.iter().next()) else {
         return Ok(Value::Null);
     };
     Ok(match (kind.as_str(), inner) {
@@ -179,12 +193,7 @@ fn any_value(v: &Value, path: &str) -> Result<Value, FieldError> {
         ("intValue", Value::Number(n)) if n.is_i64() || n.is_u64() => Value::Number(n.clone()),
         ("intValue", Value::String(s)) => match s.trim().parse::<i64>() {
             Ok(i) => Value::Number(i.into()),
-            Err(_) => {
-                return Err(error(
-                    path,
-                    format!("intValue {:?} is not an integer", super::clip(s)),
-                ));
-            }
+            Err(_) => return Err(format!("intValue {:?} is not an integer", super::clip(s))),
         },
         ("doubleValue", Value::Number(n)) => Value::Number(n.clone()),
         ("doubleValue", Value::String(s)) => s
@@ -192,41 +201,42 @@ fn any_value(v: &Value, path: &str) -> Result<Value, FieldError> {
             .ok()
             .and_then(Number::from_f64)
             .map(Value::Number)
-            .ok_or_else(|| {
-                error(
-                    path,
-                    format!("doubleValue {:?} is not a number", super::clip(s)),
-                )
-            })?,
+            .ok_or_else(|| format!("doubleValue {:?} is not a number", super::clip(s)))?,
         ("arrayValue", Value::Object(a)) => Value::Array(
             a.get("values")
                 .and_then(Value::as_array)
                 .map_or(&[][..], Vec::as_slice)
                 .iter()
-                .map(|x| any_value(x, path))
+                .map(any_value)
                 .collect::<Result<_, _>>()?,
         ),
         ("kvlistValue", Value::Object(kv)) => {
-            let pairs = attributes(kv.get("values"), path)?;
-            Value::Object(pairs.into_iter().collect())
+            let pairs = attributes(kv.get("values")).map_err(|e| e.reason)?;
+            Value::Object(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| Ok((k.to_string(), any_value(v)?)))
+                    .collect::<Result<_, String>>()?,
+            )
         }
         ("bytesValue", Value::String(s)) => Value::String(s.clone()),
-        (other, _) => return Err(error(path, format!("unsupported AnyValue {other:?}"))),
+        (other, _) => return Err(format!("unsupported AnyValue {other:?}")),
     })
 }
 
 struct Attrs<'a> {
-    span: &'a [(String, Value)],
-    resource: &'a [(String, Value)],
+    span: &'a [(&'a str, &'a Value)],
+    resource: &'a [(&'a str, &'a Value)],
 }
 
 impl Attrs<'_> {
+    /// The value inside the attribute's AnyValue; span attributes first.
     fn get(&self, key: &str) -> Option<&Value> {
         self.span
             .iter()
             .chain(self.resource)
-            .find(|(k, v)| k == key && !v.is_null())
-            .map(|(_, v)| v)
+            .filter(|(k, _)| *k == key)
+            .find_map(|(_, v)| inner(v))
     }
 
     fn text(&self, key: &str) -> Option<String> {
@@ -236,21 +246,20 @@ impl Attrs<'_> {
         })
     }
 
-    fn count(&self, key: &str, path: &str) -> Result<u64, FieldError> {
+    fn count(&self, key: &str) -> Result<u64, FieldError> {
         match self.get(key) {
             None => Ok(0),
-            Some(v) => count_value(v).map_err(|reason| error(&format!("{path}.{key}"), reason)),
+            Some(v) => count_value(v).map_err(|reason| error(key, reason)),
         }
     }
 }
 
 fn span_row(
     span: &Value,
-    resource: &[(String, Value)],
+    resource: &[(&str, &Value)],
     mapping: &Mapping,
-    path: &str,
 ) -> Result<Option<Row>, FieldError> {
-    let span_attrs = attributes(span.get("attributes"), path)?;
+    let span_attrs = attributes(span.get("attributes"))?;
     let attrs = Attrs {
         span: &span_attrs,
         resource,
@@ -272,31 +281,21 @@ fn span_row(
     let provider = attrs
         .text("gen_ai.provider.name")
         .or_else(|| attrs.text("gen_ai.system"))
-        .ok_or_else(|| {
-            error(
-                &format!("{path}.gen_ai.provider.name"),
-                "a value is required",
-            )
-        })?;
+        .ok_or_else(|| error("gen_ai.provider.name", "a value is required"))?;
     let model = attrs
         .text("gen_ai.response.model")
         .or_else(|| attrs.text("gen_ai.request.model"))
         .filter(|m| !m.is_empty())
-        .ok_or_else(|| {
-            error(
-                &format!("{path}.gen_ai.request.model"),
-                "a value is required",
-            )
-        })?;
-    let cache_read = attrs.count("gen_ai.usage.cache_read.input_tokens", path)?;
-    let cache_write = attrs.count("gen_ai.usage.cache_creation.input_tokens", path)?;
+        .ok_or_else(|| error("gen_ai.request.model", "a value is required"))?;
+    let cache_read = attrs.count("gen_ai.usage.cache_read.input_tokens")?;
+    let cache_write = attrs.count("gen_ai.usage.cache_creation.input_tokens")?;
     let input = uncached(
-        attrs.count(input_key, path)?,
+        attrs.count(input_key)?,
         &[cache_read, cache_write],
-        &format!("{path}.{input_key}"),
+        input_key,
     )?;
-    let start = nanos(span, "startTimeUnixNano", path)?;
-    let end = nanos(span, "endTimeUnixNano", path).ok();
+    let start = nanos(span, "startTimeUnixNano")?;
+    let end = nanos(span, "endTimeUnixNano").ok();
     let trace = span.get("traceId").and_then(Value::as_str).unwrap_or("");
     let span_id = span.get("spanId").and_then(Value::as_str).unwrap_or("");
     let event_id = if trace.is_empty() || span_id.is_empty() {
@@ -317,10 +316,10 @@ fn span_row(
         .tokens(Col::InputTokens, input)
         .tokens(Col::CachedInputTokens, cache_read)
         .tokens(Col::CacheWriteTokens, cache_write)
-        .tokens(Col::OutputTokens, attrs.count(output_key, path)?)
+        .tokens(Col::OutputTokens, attrs.count(output_key)?)
         .tokens(
             Col::ReasoningTokens,
-            attrs.count("gen_ai.usage.reasoning.output_tokens", path)?,
+            attrs.count("gen_ai.usage.reasoning.output_tokens")?,
         )
         .int(Col::Requests, 1)
         .text(Col::Status, status);
@@ -333,46 +332,48 @@ fn span_row(
         "openai.response.service_tier",
     ] {
         if let Some(tier) = attrs.text(key) {
-            let tier = service_tier(&tier).map_err(|e| error(&format!("{path}.{key}"), e))?;
+            let tier = service_tier(&tier).map_err(|e| error(key, e))?;
             row.text(Col::ServiceTier, tier);
             break;
         }
     }
     if let Some(max) = attrs.get("gen_ai.request.max_tokens") {
-        let max =
-            count_value(max).map_err(|e| error(&format!("{path}.gen_ai.request.max_tokens"), e))?;
+        let max = count_value(max).map_err(|e| error("gen_ai.request.max_tokens", e))?;
         row.tokens(Col::MaxTokens, max);
     }
     // The de-facto cost attribute (OpenLIT and others); the conventions define none.
     if let Some(cost) = attrs.get("gen_ai.usage.cost") {
-        let usd = super::amount_text(cost, 0)
-            .map_err(|e| error(&format!("{path}.gen_ai.usage.cost"), e))?;
+        let usd = super::amount_text(cost, 0).map_err(|e| error("gen_ai.usage.cost", e))?;
         row.text(Col::ReportedCost, usd);
     }
     let mut used: Vec<&str> = Vec::new();
     for (col, keys) in &mapping.columns {
         if let Some(key) = keys.iter().find(|k| attrs.get(k).is_some()) {
             row.opt_text(*col, attrs.text(key).as_deref());
-            used.push(key);
+            used.push(key.as_str());
         }
     }
     let mut tags = Map::new();
-    for (key, value) in span_attrs.iter().rev().chain(resource.iter().rev()) {
-        let skip = value.is_null()
-            || key.starts_with("gen_ai.usage.")
-            || CONTENT.contains(&key.as_str())
-            || used.contains(&key.as_str())
-            || matches!(value, Value::String(s) if s.len() > MAX_TAG_TEXT)
+    for &(key, any) in span_attrs.iter().chain(resource) {
+        let skip = key.starts_with("gen_ai.usage.")
+            || CONTENT.contains(&key)
+            || used.contains(&key)
+            || tags.contains_key(key)
             || matches!(
-                key.as_str(),
+                key,
                 "gen_ai.provider.name"
                     | "gen_ai.system"
                     | "gen_ai.request.model"
                     | "gen_ai.response.model"
                     | "gen_ai.request.max_tokens"
             );
-        if !skip && !tags.contains_key(key) {
-            tags.insert(key.clone(), value.clone());
+        if skip {
+            continue;
+        }
+        let value = any_value(any).map_err(|reason| error(key, reason))?;
+        let too_long = matches!(&value, Value::String(s) if s.len() > MAX_TAG_TEXT);
+        if !value.is_null() && !too_long {
+            tags.insert(key.to_string(), value);
         }
     }
     row.opt_text(Col::Tags, super::tags_text(tags).as_deref());
@@ -380,19 +381,18 @@ fn span_row(
 }
 
 /// A `*UnixNano` field (OTLP/JSON writes it as text) as nanoseconds.
-fn nanos(span: &Value, key: &str, path: &str) -> Result<i64, FieldError> {
-    let at = || format!("{path}.{key}");
+fn nanos(span: &Value, key: &str) -> Result<i64, FieldError> {
     let value = span
         .get(key)
-        .ok_or_else(|| error(&at(), "a value is required"))?;
+        .ok_or_else(|| error(key, "a value is required"))?;
     let n = match value {
         Value::String(s) => s.trim().parse::<i64>().ok(),
         Value::Number(n) => n.as_i64(),
         _ => None,
     }
-    .ok_or_else(|| error(&at(), "expected nanoseconds since the epoch"))?;
+    .ok_or_else(|| error(key, "expected nanoseconds since the epoch"))?;
     if n <= 0 {
-        return Err(error(&at(), "expected nanoseconds since the epoch"));
+        return Err(error(key, "expected nanoseconds since the epoch"));
     }
     Ok(n)
 }
