@@ -1,5 +1,6 @@
 //! `COPY table [(columns)] FROM STDIN [WITH (FORMAT text|csv, HEADER, DELIMITER, NULL, QUOTE)]`
-//! over the simple query protocol, as psql's `\copy` and drivers' copy APIs send it.
+//! and `COPY (query) | table TO STDOUT [WITH (...)]` over the simple query protocol, as psql's
+//! `\copy` and drivers' copy APIs send them.
 //!
 //! The data is collected (up to [`MAX_COPY_BYTES`]), parsed as Postgres's text or CSV format,
 //! and stored by one `INSERT INTO table (columns) SELECT ...` over it: the same path as any
@@ -8,7 +9,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
@@ -25,6 +26,7 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use pgwire::error::PgWireResult;
 
+use super::encode::write_text;
 use super::sqlstate::{
     BAD_COPY_FILE_FORMAT, FEATURE_NOT_SUPPORTED, PROGRAM_LIMIT_EXCEEDED, UNDEFINED_TABLE,
 };
@@ -40,17 +42,247 @@ enum CopyFormat {
     Csv,
 }
 
-/// A `COPY ... FROM STDIN` in progress: where the rows go and how they are written.
-#[derive(Debug)]
-pub struct CopyIn {
-    table: String,
-    columns: Vec<String>,
+/// How rows are written: Postgres's text or CSV format and their options.
+#[derive(Debug, Clone)]
+struct Layout {
     format: CopyFormat,
     header: bool,
     delimiter: u8,
     null: String,
     quote: u8,
+}
+
+/// A `COPY ... FROM STDIN` in progress: where the rows go and how they are written.
+#[derive(Debug)]
+pub struct CopyIn {
+    table: String,
+    columns: Vec<String>,
+    layout: Layout,
     data: Vec<u8>,
+}
+
+/// A `COPY ... TO STDOUT`: the query whose rows are sent, and how.
+#[derive(Debug)]
+pub struct CopyOut {
+    query: String,
+    layout: Layout,
+}
+
+impl CopyOut {
+    /// The statement as a COPY TO STDOUT, or `None` for any other statement.
+    pub fn parse(sql: &str) -> Option<PgWireResult<CopyOut>> {
+        let Statement::Copy {
+            source,
+            to: true,
+            target: CopyTarget::Stdout,
+            options,
+            legacy_options,
+            ..
+        } = parse_copy(sql)?
+        else {
+            return None;
+        };
+        let query = match source {
+            CopySource::Query(query) => query.to_string(),
+            CopySource::Table {
+                table_name,
+                columns,
+            } if columns.is_empty() => format!("SELECT * FROM {table_name}"),
+            CopySource::Table {
+                table_name,
+                columns,
+            } => format!(
+                "SELECT {} FROM {table_name}",
+                columns
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        Some(Layout::parse(&options, &legacy_options).map(|layout| CopyOut { query, layout }))
+    }
+
+    pub fn query(&self) -> &str {
+        &self.query
+    }
+
+    /// The header line (CSV with HEADER), if any.
+    pub fn header(&self, schema: &Schema) -> Option<Vec<u8>> {
+        if !self.layout.header {
+            return None;
+        }
+        let mut line = String::new();
+        for (i, field) in schema.fields().iter().enumerate() {
+            if i > 0 {
+                line.push(self.layout.delimiter as char);
+            }
+            self.layout.push_csv(field.name(), &mut line);
+        }
+        line.push('\n');
+        Some(line.into_bytes())
+    }
+
+    /// One line per row, in the layout's format.
+    pub fn rows(&self, batch: &RecordBatch) -> PgWireResult<Vec<Vec<u8>>> {
+        let mut lines = Vec::with_capacity(batch.num_rows());
+        let mut value = String::new();
+        for row in 0..batch.num_rows() {
+            let mut line = String::new();
+            for (i, column) in batch.columns().iter().enumerate() {
+                if i > 0 {
+                    line.push(self.layout.delimiter as char);
+                }
+                if column.is_null(row) {
+                    line.push_str(&self.layout.null);
+                    continue;
+                }
+                value.clear();
+                write_text(column.as_ref(), row, &mut value).map_err(df_error)?;
+                match self.layout.format {
+                    CopyFormat::Csv => self.layout.push_csv(&value, &mut line),
+                    CopyFormat::Text => escape_text(&value, self.layout.delimiter, &mut line),
+                }
+            }
+            line.push('\n');
+            lines.push(line.into_bytes());
+        }
+        Ok(lines)
+    }
+}
+
+/// The statement if `sql` is one COPY statement (sqlparser knows COPY FROM STDIN and TO
+/// STDOUT, which DataFusion's parser does not).
+fn parse_copy(sql: &str) -> Option<Statement> {
+    let head = sql.trim_start();
+    if !head
+        .get(..4)
+        .is_some_and(|w| w.eq_ignore_ascii_case("copy"))
+    {
+        return None;
+    }
+    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
+    if statements.len() != 1 {
+        return None;
+    }
+    statements.pop()
+}
+
+/// The text format's escapes for one value.
+fn escape_text(value: &str, delimiter: u8, out: &mut String) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c as u32 == u32::from(delimiter) => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+impl Layout {
+    /// The WITH options (and the pre-9.0 forms).
+    fn parse(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> PgWireResult<Layout> {
+        let mut layout = Layout {
+            format: CopyFormat::Text,
+            header: false,
+            delimiter: b'\t',
+            null: "\\N".into(),
+            quote: b'"',
+        };
+        let unsupported = |what: String| {
+            pg_error(
+                FEATURE_NOT_SUPPORTED,
+                format!("COPY option {what} is not supported"),
+            )
+        };
+        let mut delimiter = None;
+        let mut null = None;
+        for option in options {
+            match option {
+                CopyOption::Format(f) if f.value.eq_ignore_ascii_case("csv") => {
+                    layout.format = CopyFormat::Csv;
+                }
+                CopyOption::Format(f) if f.value.eq_ignore_ascii_case("text") => {}
+                CopyOption::Format(f) => {
+                    return Err(pg_error(
+                        FEATURE_NOT_SUPPORTED,
+                        format!("COPY format {} is not supported (text, csv)", f.value),
+                    ));
+                }
+                CopyOption::Header(h) => layout.header = *h,
+                CopyOption::Delimiter(d) => delimiter = Some(*d),
+                CopyOption::Null(n) => null = Some(n.clone()),
+                CopyOption::Quote(q) => layout.quote = ascii(*q, "QUOTE")?,
+                CopyOption::Encoding(e)
+                    if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
+                other => return Err(unsupported(other.to_string())),
+            }
+        }
+        for option in legacy {
+            match option {
+                CopyLegacyOption::Csv(csv) => {
+                    layout.format = CopyFormat::Csv;
+                    for o in csv {
+                        match o {
+                            CopyLegacyCsvOption::Header => layout.header = true,
+                            CopyLegacyCsvOption::Quote(q) => layout.quote = ascii(*q, "QUOTE")?,
+                            other => return Err(unsupported(other.to_string())),
+                        }
+                    }
+                }
+                CopyLegacyOption::Header => layout.header = true,
+                CopyLegacyOption::Delimiter(d) => delimiter = Some(*d),
+                CopyLegacyOption::Null(n) => null = Some(n.clone()),
+                other => return Err(unsupported(other.to_string())),
+            }
+        }
+        if layout.format == CopyFormat::Csv {
+            layout.delimiter = b',';
+            layout.null = String::new();
+        }
+        if let Some(d) = delimiter {
+            layout.delimiter = ascii(d, "DELIMITER")?;
+        }
+        if let Some(n) = null {
+            layout.null = n;
+        }
+        if layout.header && layout.format == CopyFormat::Text {
+            return Err(pg_error(
+                FEATURE_NOT_SUPPORTED,
+                "COPY HEADER is available only in CSV mode",
+            ));
+        }
+        Ok(layout)
+    }
+
+    /// A CSV value, quoted when it has to be: it holds the delimiter, a quote or a line
+    /// break, or it would read back as NULL.
+    fn push_csv(&self, value: &str, out: &mut String) {
+        let quote = self.quote as char;
+        let needs = value.is_empty()
+            || value == self.null
+            || value
+                .bytes()
+                .any(|b| b == self.delimiter || b == self.quote || b == b'\n' || b == b'\r');
+        if !needs {
+            out.push_str(value);
+            return;
+        }
+        out.push(quote);
+        for c in value.chars() {
+            if c == quote {
+                out.push(quote);
+            }
+            out.push(c);
+        }
+        out.push(quote);
+    }
 }
 
 impl CopyIn {
@@ -114,89 +346,13 @@ impl CopyIn {
         } else {
             columns.into_iter().map(|c| c.value).collect()
         };
-        let mut copy = CopyIn {
+        let layout = Layout::parse(options, legacy)?;
+        Ok(CopyIn {
             table,
             columns,
-            format: CopyFormat::Text,
-            header: false,
-            delimiter: b'\t',
-            null: "\\N".into(),
-            quote: b'"',
+            layout,
             data: Vec::new(),
-        };
-        let mut delimiter = None;
-        let mut null = None;
-        for option in options {
-            match option {
-                CopyOption::Format(f) if f.value.eq_ignore_ascii_case("csv") => {
-                    copy.format = CopyFormat::Csv;
-                }
-                CopyOption::Format(f) if f.value.eq_ignore_ascii_case("text") => {}
-                CopyOption::Format(f) => {
-                    return Err(pg_error(
-                        FEATURE_NOT_SUPPORTED,
-                        format!("COPY format {} is not supported (text, csv)", f.value),
-                    ));
-                }
-                CopyOption::Header(h) => copy.header = *h,
-                CopyOption::Delimiter(d) => delimiter = Some(*d),
-                CopyOption::Null(n) => null = Some(n.clone()),
-                CopyOption::Quote(q) => copy.quote = ascii(*q, "QUOTE")?,
-                CopyOption::Encoding(e)
-                    if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
-                other => {
-                    return Err(pg_error(
-                        FEATURE_NOT_SUPPORTED,
-                        format!("COPY option {other} is not supported"),
-                    ));
-                }
-            }
-        }
-        for option in legacy {
-            match option {
-                CopyLegacyOption::Csv(csv) => {
-                    copy.format = CopyFormat::Csv;
-                    for o in csv {
-                        match o {
-                            CopyLegacyCsvOption::Header => copy.header = true,
-                            CopyLegacyCsvOption::Quote(q) => copy.quote = ascii(*q, "QUOTE")?,
-                            other => {
-                                return Err(pg_error(
-                                    FEATURE_NOT_SUPPORTED,
-                                    format!("COPY option {other} is not supported"),
-                                ));
-                            }
-                        }
-                    }
-                }
-                CopyLegacyOption::Header => copy.header = true,
-                CopyLegacyOption::Delimiter(d) => delimiter = Some(*d),
-                CopyLegacyOption::Null(n) => null = Some(n.clone()),
-                other => {
-                    return Err(pg_error(
-                        FEATURE_NOT_SUPPORTED,
-                        format!("COPY option {other} is not supported"),
-                    ));
-                }
-            }
-        }
-        if copy.format == CopyFormat::Csv {
-            copy.delimiter = b',';
-            copy.null = String::new();
-        }
-        if let Some(d) = delimiter {
-            copy.delimiter = ascii(d, "DELIMITER")?;
-        }
-        if let Some(n) = null {
-            copy.null = n;
-        }
-        if copy.header && copy.format == CopyFormat::Text {
-            return Err(pg_error(
-                FEATURE_NOT_SUPPORTED,
-                "COPY HEADER is available only in CSV mode",
-            ));
-        }
-        Ok(copy)
+        })
     }
 
     /// Columns the client will send (for the CopyInResponse).
@@ -220,7 +376,7 @@ impl CopyIn {
 
     /// Parse the data and insert it; returns the rows stored.
     pub async fn finish(self, engine: &Engine) -> PgWireResult<u64> {
-        let rows = match self.format {
+        let rows = match self.layout.format {
             CopyFormat::Text => self.parse_text()?,
             CopyFormat::Csv => self.parse_csv()?,
         };
@@ -284,8 +440,8 @@ impl CopyIn {
                 continue;
             }
             let mut row = Vec::with_capacity(width);
-            for raw in line.split(self.delimiter as char) {
-                row.push(if raw == self.null {
+            for raw in line.split(self.layout.delimiter as char) {
+                row.push(if raw == self.layout.null {
                     None
                 } else {
                     Some(unescape(raw).map_err(|e| {
@@ -307,21 +463,21 @@ impl CopyIn {
             .or_else(|| text.strip_suffix("\\.\r\n"))
             .unwrap_or(text);
         let mut reader = csv::ReaderBuilder::new()
-            .has_headers(self.header)
-            .delimiter(self.delimiter)
-            .quote(self.quote)
+            .has_headers(self.layout.header)
+            .delimiter(self.layout.delimiter)
+            .quote(self.layout.quote)
             .flexible(true)
             .from_reader(body.as_bytes());
         let mut rows = Vec::new();
         for (i, record) in reader.records().enumerate() {
-            let line = i + 1 + usize::from(self.header);
+            let line = i + 1 + usize::from(self.layout.header);
             let record =
                 record.map_err(|e| pg_error(BAD_COPY_FILE_FORMAT, format!("line {line}: {e}")))?;
             self.check_width(record.len(), line)?;
             rows.push(
                 record
                     .iter()
-                    .map(|v| (v != self.null).then(|| v.to_string()))
+                    .map(|v| (v != self.layout.null).then(|| v.to_string()))
                     .collect(),
             );
         }

@@ -45,14 +45,14 @@ use pgwire::api::{
     METADATA_DATABASE, METADATA_USER, PgWireConnectionState, PidSecretKeyGenerator, Type,
 };
 use pgwire::error::{PgWireError, PgWireResult};
-use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyOutResponse};
 use pgwire::messages::data::DataRow;
 use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
-use super::copy::CopyIn;
+use super::copy::{CopyIn, CopyOut};
 use super::encode::{RowEncoder, field_info, field_infos};
 use super::params::{decode_params, described_type};
 use super::sqlstate::{
@@ -255,6 +255,46 @@ impl Session {
     /// Runs every statement of a simple Query message in order, sending each
     /// result before the next statement starts (so `INSERT …; SELECT …` sees
     /// the insert). The first error aborts the rest, as in PostgreSQL.
+    /// `COPY (query) TO STDOUT`: CopyOutResponse, one CopyData per row as the batches
+    /// stream, CopyDone, then `COPY n`.
+    async fn copy_out<C>(&self, client: &mut C, copy: CopyOut) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let frame = self.ctx.sql(copy.query()).await.map_err(df_error)?;
+        let mut stream = frame.execute_stream().await.map_err(df_error)?;
+        let schema = stream.schema();
+        let columns = i16::try_from(schema.fields().len()).unwrap_or(i16::MAX);
+        client
+            .send(PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(
+                0,
+                columns,
+                vec![0; usize::try_from(columns).unwrap_or(0)],
+            )))
+            .await?;
+        if let Some(header) = copy.header(&schema) {
+            client
+                .feed(PgWireBackendMessage::CopyData(CopyData::new(header.into())))
+                .await?;
+        }
+        let mut rows = 0usize;
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(df_error)?;
+            for line in copy.rows(&batch)? {
+                client
+                    .feed(PgWireBackendMessage::CopyData(CopyData::new(line.into())))
+                    .await?;
+                rows += 1;
+            }
+        }
+        client
+            .feed(PgWireBackendMessage::CopyDone(CopyDone::new()))
+            .await?;
+        send_execution_response(client, Tag::new("COPY").with_rows(rows)).await
+    }
+
     async fn run_simple<C>(
         &self,
         client: &mut C,
@@ -639,7 +679,12 @@ impl SimpleQueryHandler for Session {
         let mut status = client.transaction_status();
         let cancel = cancel_receiver(client).await;
         let result = tokio::select! {
-            r = self.run_simple(client, &query.query, &mut status) => r,
+            r = async {
+                match CopyOut::parse(&query.query) {
+                    Some(copy) => self.copy_out(client, copy?).await,
+                    None => self.run_simple(client, &query.query, &mut status).await,
+                }
+            } => r,
             () = cancelled(cancel) => Err(PgWireError::QueryCanceled),
         };
         client.set_state(PgWireConnectionState::ReadyForQuery);

@@ -1,4 +1,4 @@
-//! `COPY ... FROM STDIN` as psql sends it (`\copy`, and inline data in a script).
+//! `COPY ... FROM STDIN` and `COPY ... TO STDOUT` as psql sends them (`\copy`, inline data).
 
 use crate::common::Server;
 
@@ -40,6 +40,20 @@ fn psql_copies_usage_and_config_rows_atomically_and_idempotently() {
     assert_eq!(
         server.psql("tester", inline),
         "COPY 2\nb1|f|1500.250000000000\nb2|t|9000.000000000000\n"
+    );
+    // And out again: a query as CSV with a header (quoting what needs it), a table as text.
+    let out = "UPDATE budgets SET scope_value = 'a, \"b\"' WHERE budget_id = 'b1';\n\
+               COPY (SELECT budget_id, scope_value, amount FROM budgets ORDER BY budget_id) \
+               TO STDOUT WITH (FORMAT csv, HEADER);\n\
+               COPY budgets (budget_id, scope_value) TO STDOUT;\n";
+    assert_eq!(
+        server.psql("tester", out),
+        "UPDATE 1\n\
+         budget_id,scope_value,amount\n\
+         b1,\"a, \"\"b\"\"\",1500.250000000000\n\
+         b2,,9000.000000000000\n\
+         b1\ta, \"b\"\n\
+         b2\t\\N\n"
     );
 }
 
