@@ -255,19 +255,20 @@ fn store(
     } else {
         body
     };
-    let export: serde_json::Value = match encoding {
-        Encoding::Json => serde_json::from_slice(body)
-            .map_err(|e| bad_request(format!("invalid OTLP/JSON: {e}")))?,
+    let mut converted = Vec::new();
+    let json_text;
+    let json = match encoding {
+        Encoding::Json => body,
         Encoding::Protobuf => {
             let request = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(body)
                 .map_err(|e| bad_request(format!("invalid OTLP protobuf: {e}")))?;
             // The proto types serialise to OTLP/JSON, which the otel-genai adapter reads.
-            serde_json::to_value(&request)
-                .map_err(|e| bad_request(format!("unreadable OTLP export: {e}")))?
+            json_text = serde_json::to_vec(&request)
+                .map_err(|e| bad_request(format!("unreadable OTLP export: {e}")))?;
+            &json_text[..]
         }
     };
-    let mut converted = Vec::new();
-    providers::otel::usage(&export, &options.mapping, &mut converted)
+    providers::otel::usage_json(json, &options.mapping, &mut converted)
         .map_err(|e| bad_request(format!("{}: {}", e.column, e.reason)))?;
     if converted.is_empty() {
         return Ok(());

@@ -6,11 +6,12 @@
 //! record: a record over [`MAX_RECORD_BYTES`] is an error, as is nesting deeper than
 //! serde_json's limit of 128 or invalid UTF-8.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::io::{self, BufRead, Read};
 use std::rc::Rc;
 
-use serde::de::{DeserializeSeed, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, IgnoredAny, SeqAccess, Visitor};
 use serde_json::Value;
 
 /// The largest record (one line, one array element, one document) read into memory.
@@ -25,8 +26,29 @@ pub type Step<E> = Result<(), E>;
 /// ends the file, since nothing after it can be trusted to start a record.
 /// `on_progress(bytes)` reports how far the file has been read.
 pub fn for_each_record<R: BufRead, E>(
-    mut input: R,
+    input: R,
     mut record: impl FnMut(u64, Result<Value, String>) -> Step<E>,
+    on_progress: impl FnMut(u64),
+) -> Result<Result<(), E>, io::Error> {
+    for_each_raw_record(
+        input,
+        |line, text| {
+            let value = text.and_then(|text| {
+                serde_json::from_slice::<Value>(&text).map_err(|e| format!("invalid JSON: {e}"))
+            });
+            record(line, value)
+        },
+        on_progress,
+    )
+}
+
+/// Like [`for_each_record`], but hands over each record's JSON text, for readers that parse
+/// it into their own types. In JSON lines the text is the line as it is (a line that is not
+/// JSON is for the caller's parser to find); records of an array or of a document stream are
+/// parsed and written back.
+pub fn for_each_raw_record<R: BufRead, E>(
+    mut input: R,
+    mut record: impl FnMut(u64, Result<Cow<'_, [u8]>, String>) -> Step<E>,
     mut on_progress: impl FnMut(u64),
 ) -> Result<Result<(), E>, io::Error> {
     let first = loop {
@@ -43,7 +65,8 @@ pub fn for_each_record<R: BufRead, E>(
         }
     };
     if first == b'[' {
-        return Ok(read_array(input, record, on_progress));
+        let as_text = |line, value| record(line, value_text(value));
+        return Ok(read_array(input, as_text, on_progress));
     }
     // JSON lines when the first line is a whole JSON value; otherwise documents.
     let mut line = Vec::new();
@@ -71,28 +94,33 @@ pub fn for_each_record<R: BufRead, E>(
         if text.is_empty() {
             continue;
         }
-        match serde_json::from_slice::<Value>(text) {
-            Ok(value) => {
-                first_line = false;
-                if let Err(e) = record(line_no, Ok(value)) {
-                    return Ok(Err(e));
-                }
-            }
-            Err(e) if first_line && e.is_eof() => {
-                // A document spread over lines: read the rest as a stream of documents.
+        if first_line {
+            first_line = false;
+            // JSON lines when the first line is a whole value; a document spread over lines
+            // otherwise: read the rest as a stream of documents.
+            if let Err(e) = serde_json::from_slice::<IgnoredAny>(text)
+                && e.is_eof()
+            {
                 let head = std::mem::take(&mut line);
                 let chained = io::Cursor::new(head).chain(input);
-                return Ok(read_documents(chained, record, on_progress));
+                let as_text = |line, value| record(line, value_text(value));
+                return Ok(read_documents(chained, as_text, on_progress));
             }
-            Err(e) => {
-                first_line = false;
-                if let Err(stop) = record(line_no, Err(format!("invalid JSON: {e}"))) {
-                    return Ok(Err(stop));
-                }
-            }
+        }
+        if let Err(stop) = record(line_no, Ok(Cow::Borrowed(text))) {
+            return Ok(Err(stop));
         }
         on_progress(bytes);
     }
+}
+
+/// A parsed record written back as JSON text.
+fn value_text(value: Result<Value, String>) -> Result<Cow<'static, [u8]>, String> {
+    value.and_then(|v| {
+        serde_json::to_vec(&v)
+            .map(Cow::Owned)
+            .map_err(|e| e.to_string())
+    })
 }
 
 enum LineRead {

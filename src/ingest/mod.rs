@@ -485,33 +485,50 @@ fn read_json(
     let mut rows = UsageRows::new(context.ingested_at, context.source.to_string());
     let width = rows.column_names().len();
     let mut converted: providers::Converted<providers::Row> = Vec::new();
-    let outcome = json::for_each_record(
+    let outcome = json::for_each_raw_record(
         input,
         |line, record| -> Result<()> {
-            let value = match record {
+            let parsed = record.map_err(FieldError::record).and_then(|text| {
+                if format == Format::OtelGenai {
+                    // Parsed by the adapter into borrowing types: the hot path for traces.
+                    converted.clear();
+                    providers::otel::usage_json(&text, mapping, &mut converted)?;
+                    Ok(None)
+                } else {
+                    serde_json::from_slice::<serde_json::Value>(&text)
+                        .map(Some)
+                        .map_err(|e| FieldError::record(format!("invalid JSON: {e}")))
+                }
+            });
+            let value = match parsed {
                 Ok(value) => value,
-                Err(reason) => {
+                Err(e) => {
                     sink.report.rows_read += 1;
-                    return sink.bad(file, line, FieldError::record(reason));
+                    return sink.bad(file, line, e);
                 }
             };
             if format == Format::Jsonl {
                 sink.report.rows_read += 1;
-                if let Err(e) = push_usage_object(&mut rows, &value, width) {
+                if let Some(value) = &value
+                    && let Err(e) = push_usage_object(&mut rows, value, width)
+                {
                     sink.bad(file, line, e)?;
                 }
             } else {
-                converted.clear();
-                let result = match format {
-                    Format::OpenaiUsage => providers::openai::usage(&value, &mut converted),
-                    Format::AnthropicUsage => providers::anthropic::usage(&value, &mut converted),
-                    Format::Gemini => providers::gemini::usage(&value, &mut converted),
-                    Format::OtelGenai => providers::otel::usage(&value, mapping, &mut converted),
-                    _ => providers::litellm::usage(&value, &mut converted),
-                };
-                if let Err(e) = result {
-                    sink.report.rows_read += 1;
-                    sink.bad(file, line, e)?;
+                if let Some(value) = &value {
+                    converted.clear();
+                    let result = match format {
+                        Format::OpenaiUsage => providers::openai::usage(value, &mut converted),
+                        Format::AnthropicUsage => {
+                            providers::anthropic::usage(value, &mut converted)
+                        }
+                        Format::Gemini => providers::gemini::usage(value, &mut converted),
+                        _ => providers::litellm::usage(value, &mut converted),
+                    };
+                    if let Err(e) = result {
+                        sink.report.rows_read += 1;
+                        sink.bad(file, line, e)?;
+                    }
                 }
                 sink.report.rows_read += converted.len() as u64;
                 for row in converted.drain(..) {

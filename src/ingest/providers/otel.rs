@@ -3,6 +3,10 @@
 //! semantic conventions. Spans without `gen_ai.usage.*` token counts are not model calls and
 //! are skipped.
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value};
 
 use super::{
@@ -94,43 +98,44 @@ const CONTENT: [&str; 6] = [
 /// Longer string values are left out of `tags`.
 const MAX_TAG_TEXT: usize = 1024;
 
-/// One OTLP export → a row per GenAI span.
-///
-/// `gen_ai.usage.input_tokens` includes the cache read and cache creation parts (as the
-/// conventions say it should), so the uncached part is stored; `output_tokens` includes
-/// reasoning.
+/// One OTLP export, already parsed, → a row per GenAI span. (Re-serialises it and takes
+/// [`usage_json`]'s path; readers that have the record's text call that directly.)
 pub fn usage(
     record: &Value,
     mapping: &Mapping,
     out: &mut Converted<Row>,
 ) -> Result<(), FieldError> {
-    let Value::Object(export) = record else {
-        return Err(error("record", "expected an OTLP export object"));
-    };
-    let Some(Value::Array(resource_spans)) = export.get("resourceSpans") else {
+    let text = serde_json::to_vec(record).map_err(|e| error("record", e.to_string()))?;
+    usage_json(&text, mapping, out)
+}
+
+/// One OTLP/JSON export → a row per GenAI span.
+///
+/// `gen_ai.usage.input_tokens` includes the cache read and cache creation parts (as the
+/// conventions say it should), so the uncached part is stored; `output_tokens` includes
+/// reasoning. The export is read into borrowing structs, not a `Value` tree: an export holds
+/// hundreds of spans of a dozen attribute objects each, and allocating them dominated.
+pub fn usage_json(
+    text: &[u8],
+    mapping: &Mapping,
+    out: &mut Converted<Row>,
+) -> Result<(), FieldError> {
+    let export: Export<'_> = serde_json::from_slice(text)
+        .map_err(|e| error("record", format!("invalid OTLP/JSON: {e}")))?;
+    let Some(resource_spans) = export.resource_spans else {
         return Err(error(
             "resourceSpans",
             "a value is required (an OTLP/JSON trace export)",
         ));
     };
     for (r, resource_span) in resource_spans.iter().enumerate() {
-        let resource_attrs = resource_span
-            .get("resource")
-            .and_then(|res| res.get("attributes"));
-        let resource = attributes(resource_attrs)
-            .map_err(|e| within(&format!("resourceSpans[{r}].resource"), e))?;
-        let scopes = resource_span
-            .get("scopeSpans")
-            .or_else(|| resource_span.get("instrumentationLibrarySpans"))
-            .and_then(Value::as_array)
-            .map_or(&[][..], Vec::as_slice);
-        for (s, scope) in scopes.iter().enumerate() {
-            let spans = scope
-                .get("spans")
-                .and_then(Value::as_array)
-                .map_or(&[][..], Vec::as_slice);
-            for (k, span) in spans.iter().enumerate() {
-                match span_row(span, &resource, mapping) {
+        let resource = resource_span
+            .resource
+            .as_ref()
+            .map_or(&[][..], |res| res.attributes.as_slice());
+        for (s, scope) in resource_span.scope_spans.iter().enumerate() {
+            for (k, span) in scope.spans.iter().enumerate() {
+                match span_row(span, resource, mapping) {
                     Ok(Some(row)) => out.push(Ok(row)),
                     Ok(None) => {}
                     Err(e) => out.push(Err(within(
@@ -152,37 +157,143 @@ fn within(path: &str, e: FieldError) -> FieldError {
     }
 }
 
-/// The attributes of a span or resource: OTLP's `{key, value: {xValue: ...}}` list, as
-/// (key, AnyValue) pairs borrowed from the record.
-fn attributes(list: Option<&Value>) -> Result<Vec<(&str, &Value)>, FieldError> {
-    let Some(list) = list else {
-        return Ok(Vec::new());
-    };
-    let Value::Array(items) = list else {
-        return Err(error("attributes", "expected an array"));
-    };
-    let mut pairs = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let key = item
-            .get("key")
-            .and_then(Value::as_str)
-            .ok_or_else(|| error(&format!("attributes[{i}]"), "an attribute needs a key"))?;
-        match item.get("value") {
-            Some(value @ Value::Object(map)) if !map.is_empty() => pairs.push((key, value)),
-            _ => {}
+#[derive(Deserialize)]
+struct Export<'a> {
+    #[serde(borrow, rename = "resourceSpans")]
+    resource_spans: Option<Vec<ResourceSpans<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct ResourceSpans<'a> {
+    #[serde(borrow, default)]
+    resource: Option<Resource<'a>>,
+    #[serde(
+        borrow,
+        default,
+        rename = "scopeSpans",
+        alias = "instrumentationLibrarySpans"
+    )]
+    scope_spans: Vec<ScopeSpans<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Resource<'a> {
+    #[serde(borrow, default)]
+    attributes: Vec<KeyValue<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ScopeSpans<'a> {
+    #[serde(borrow, default)]
+    spans: Vec<Span<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Span<'a> {
+    #[serde(borrow, default)]
+    trace_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    span_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    start_time_unix_nano: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    end_time_unix_nano: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    attributes: Vec<KeyValue<'a>>,
+    #[serde(borrow, default)]
+    status: Option<Status<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Status<'a> {
+    #[serde(borrow, default)]
+    code: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct KeyValue<'a> {
+    #[serde(borrow)]
+    key: Cow<'a, str>,
+    #[serde(borrow, default)]
+    value: Option<AnyValue<'a>>,
+}
+
+/// OTLP's AnyValue: one of these is set. Numbers stay raw text until they are needed
+/// (OTLP/JSON writes 64-bit integers as strings).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AnyValue<'a> {
+    #[serde(borrow, default)]
+    string_value: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    int_value: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    double_value: Option<&'a RawValue>,
+    #[serde(default)]
+    bool_value: Option<bool>,
+    #[serde(borrow, default)]
+    array_value: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    kvlist_value: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    bytes_value: Option<Cow<'a, str>>,
+}
+
+impl AnyValue<'_> {
+    /// The value as plain JSON (64-bit integers exact); `Null` when none is set.
+    fn to_json(&self) -> Result<Value, String> {
+        if let Some(s) = &self.string_value {
+            return Ok(Value::String(s.to_string()));
         }
+        if let Some(b) = self.bool_value {
+            return Ok(Value::Bool(b));
+        }
+        if let Some(raw) = self.int_value {
+            let text = unquote(raw);
+            return match text.trim().parse::<i64>() {
+                Ok(i) => Ok(Value::Number(i.into())),
+                // Kept as text so that a count reading it can say what it got.
+                Err(_) => Ok(Value::String(text.to_string())),
+            };
+        }
+        if let Some(raw) = self.double_value {
+            let text = unquote(raw);
+            return text
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(Number::from_f64)
+                .map(Value::Number)
+                .ok_or_else(|| format!("doubleValue {:?} is not a number", super::clip(text)));
+        }
+        for (kind, raw) in [
+            ("arrayValue", self.array_value),
+            ("kvlistValue", self.kvlist_value),
+        ] {
+            if let Some(raw) = raw {
+                let mut wrapper = Map::new();
+                let inner: Value = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+                wrapper.insert(kind.into(), inner);
+                return any_value(&Value::Object(wrapper));
+            }
+        }
+        Ok(self
+            .bytes_value
+            .as_ref()
+            .map_or(Value::Null, |b| Value::String(b.to_string())))
     }
-    Ok(pairs)
 }
 
-/// The value inside an AnyValue (`{"intValue": "12"}` → `"12"`).
-fn inner(any: &Value) -> Option<&Value> {
-    any.as_object()
-        .and_then(|m| m.values().next())
-        .filter(|v| !v.is_null())
+/// A raw JSON scalar's text without its quotes (`"12"` → `12`).
+fn unquote(raw: &RawValue) -> &str {
+    let text = raw.get().trim();
+    text.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text)
 }
 
-/// OTLP's AnyValue as plain JSON (64-bit integers arrive as text and stay exact).
+/// OTLP's AnyValue (as plain JSON) to its value, for nested arrays and key-value lists.
 fn any_value(v: &Value) -> Result<Value, String> {
     let Some((kind, inner)) = v.as_object().and_then(|m| m.iter().next()) else {
         return Ok(Value::Null);
@@ -210,38 +321,45 @@ fn any_value(v: &Value) -> Result<Value, String> {
                 .map(any_value)
                 .collect::<Result<_, _>>()?,
         ),
-        ("kvlistValue", Value::Object(kv)) => {
-            let pairs = attributes(kv.get("values")).map_err(|e| e.reason)?;
-            Value::Object(
-                pairs
-                    .into_iter()
-                    .map(|(k, v)| Ok((k.to_string(), any_value(v)?)))
-                    .collect::<Result<_, String>>()?,
-            )
-        }
+        ("kvlistValue", Value::Object(kv)) => Value::Object(
+            kv.get("values")
+                .and_then(Value::as_array)
+                .map_or(&[][..], Vec::as_slice)
+                .iter()
+                .filter_map(|item| {
+                    let key = item.get("key")?.as_str()?.to_string();
+                    Some(
+                        item.get("value")
+                            .map_or(Ok(Value::Null), any_value)
+                            .map(|v| (key, v)),
+                    )
+                })
+                .collect::<Result<_, String>>()?,
+        ),
         ("bytesValue", Value::String(s)) => Value::String(s.clone()),
         (other, _) => return Err(format!("unsupported AnyValue {other:?}")),
     })
 }
 
-struct Attrs<'a> {
-    span: &'a [(&'a str, &'a Value)],
-    resource: &'a [(&'a str, &'a Value)],
+struct Attrs<'s, 'a> {
+    span: &'s [KeyValue<'a>],
+    resource: &'s [KeyValue<'a>],
 }
 
-impl Attrs<'_> {
-    /// The value inside the attribute's AnyValue; span attributes first.
-    fn get(&self, key: &str) -> Option<&Value> {
+impl Attrs<'_, '_> {
+    /// The attribute's value as plain JSON; span attributes first.
+    fn get(&self, key: &str) -> Option<Value> {
         self.span
             .iter()
             .chain(self.resource)
-            .filter(|(k, _)| *k == key)
-            .find_map(|(_, v)| inner(v))
+            .filter(|kv| kv.key == key)
+            .find_map(|kv| kv.value.as_ref()?.to_json().ok())
+            .filter(|v| !v.is_null())
     }
 
     fn text(&self, key: &str) -> Option<String> {
         self.get(key).map(|v| match v {
-            Value::String(s) => s.clone(),
+            Value::String(s) => s,
             other => other.to_string(),
         })
     }
@@ -249,19 +367,18 @@ impl Attrs<'_> {
     fn count(&self, key: &str) -> Result<u64, FieldError> {
         match self.get(key) {
             None => Ok(0),
-            Some(v) => count_value(v).map_err(|reason| error(key, reason)),
+            Some(v) => count_value(&v).map_err(|reason| error(key, reason)),
         }
     }
 }
 
 fn span_row(
-    span: &Value,
-    resource: &[(&str, &Value)],
+    span: &Span<'_>,
+    resource: &[KeyValue<'_>],
     mapping: &Mapping,
 ) -> Result<Option<Row>, FieldError> {
-    let span_attrs = attributes(span.get("attributes"))?;
     let attrs = Attrs {
-        span: &span_attrs,
+        span: &span.attributes,
         resource,
     };
     let (input_key, output_key) = if attrs.get("gen_ai.usage.input_tokens").is_some()
@@ -294,18 +411,27 @@ fn span_row(
         &[cache_read, cache_write],
         input_key,
     )?;
-    let start = nanos(span, "startTimeUnixNano")?;
-    let end = nanos(span, "endTimeUnixNano").ok();
-    let trace = span.get("traceId").and_then(Value::as_str).unwrap_or("");
-    let span_id = span.get("spanId").and_then(Value::as_str).unwrap_or("");
+    let start = nanos(span.start_time_unix_nano, "startTimeUnixNano")?;
+    let end = nanos(span.end_time_unix_nano, "endTimeUnixNano").ok();
+    let trace = span.trace_id.as_deref().unwrap_or("");
+    let span_id = span.span_id.as_deref().unwrap_or("");
     let event_id = if trace.is_empty() || span_id.is_empty() {
-        identity_id("otel", &[&span.to_string()])
+        // No ids: the span's time and attributes identify it.
+        let mut identity = start.to_string();
+        for kv in &span.attributes {
+            let value = kv.value.as_ref().and_then(|v| v.to_json().ok());
+            identity.push_str(&format!(
+                "\u{1f}{}={}",
+                kv.key,
+                value.unwrap_or(Value::Null)
+            ));
+        }
+        identity_id("otel", &[&identity])
     } else {
         format!("otel:{trace}:{span_id}")
     };
-    let status = match span.get("status").and_then(|s| s.get("code")) {
-        Some(Value::Number(n)) if n.as_i64() == Some(2) => "error",
-        Some(Value::String(s)) if s == "STATUS_CODE_ERROR" => "error",
+    let status = match span.status.as_ref().and_then(|s| s.code).map(unquote) {
+        Some("2" | "STATUS_CODE_ERROR") => "error",
         _ => "ok",
     };
     let mut row = Row::default();
@@ -338,12 +464,12 @@ fn span_row(
         }
     }
     if let Some(max) = attrs.get("gen_ai.request.max_tokens") {
-        let max = count_value(max).map_err(|e| error("gen_ai.request.max_tokens", e))?;
+        let max = count_value(&max).map_err(|e| error("gen_ai.request.max_tokens", e))?;
         row.tokens(Col::MaxTokens, max);
     }
     // The de-facto cost attribute (OpenLIT and others); the conventions define none.
     if let Some(cost) = attrs.get("gen_ai.usage.cost") {
-        let usd = super::amount_text(cost, 0).map_err(|e| error("gen_ai.usage.cost", e))?;
+        let usd = super::amount_text(&cost, 0).map_err(|e| error("gen_ai.usage.cost", e))?;
         row.text(Col::ReportedCost, usd);
     }
     let mut used: Vec<&str> = Vec::new();
@@ -354,7 +480,11 @@ fn span_row(
         }
     }
     let mut tags = Map::new();
-    for &(key, any) in span_attrs.iter().chain(resource) {
+    for kv in span.attributes.iter().chain(resource) {
+        let key = kv.key.as_ref();
+        let Some(any) = &kv.value else {
+            continue;
+        };
         let skip = key.starts_with("gen_ai.usage.")
             || CONTENT.contains(&key)
             || used.contains(&key)
@@ -370,7 +500,7 @@ fn span_row(
         if skip {
             continue;
         }
-        let value = any_value(any).map_err(|reason| error(key, reason))?;
+        let value = any.to_json().map_err(|reason| error(key, reason))?;
         let too_long = matches!(&value, Value::String(s) if s.len() > MAX_TAG_TEXT);
         if !value.is_null() && !too_long {
             tags.insert(key.to_string(), value);
@@ -381,18 +511,10 @@ fn span_row(
 }
 
 /// A `*UnixNano` field (OTLP/JSON writes it as text) as nanoseconds.
-fn nanos(span: &Value, key: &str) -> Result<i64, FieldError> {
-    let value = span
-        .get(key)
-        .ok_or_else(|| error(key, "a value is required"))?;
-    let n = match value {
-        Value::String(s) => s.trim().parse::<i64>().ok(),
-        Value::Number(n) => n.as_i64(),
-        _ => None,
+fn nanos(raw: Option<&RawValue>, key: &str) -> Result<i64, FieldError> {
+    let raw = raw.ok_or_else(|| error(key, "a value is required"))?;
+    match unquote(raw).trim().parse::<i64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(error(key, "expected nanoseconds since the epoch")),
     }
-    .ok_or_else(|| error(key, "expected nanoseconds since the epoch"))?;
-    if n <= 0 {
-        return Err(error(key, "expected nanoseconds since the epoch"));
-    }
-    Ok(n)
 }
