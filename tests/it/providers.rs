@@ -23,14 +23,21 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn ingest(data: &Path, format: &str, files: &[&str], extra: &[&str]) -> Output {
+/// `spendql ingest --format F --data DATA EXTRA... PATHS...`.
+fn ingest_paths(data: &Path, format: &str, paths: &[PathBuf], extra: &[&str]) -> Output {
     spendql()
         .args(["ingest", "--format", format, "--data"])
         .arg(data)
         .args(extra)
-        .args(files.iter().map(|f| fixture(f)))
+        .args(paths)
         .output()
         .expect("run spendql ingest")
+}
+
+/// Ingest fixtures of `testdata/providers`.
+fn ingest(data: &Path, format: &str, files: &[&str], extra: &[&str]) -> Output {
+    let paths: Vec<PathBuf> = files.iter().map(|f| fixture(f)).collect();
+    ingest_paths(data, format, &paths, extra)
 }
 
 fn ingest_ok(data: &Path, format: &str, files: &[&str]) -> String {
@@ -157,12 +164,7 @@ fn token_semantics_land_in_the_right_columns() {
 fn cost_reports_go_to_provider_costs_and_restate_on_reimport() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path();
-    let out = spendql()
-        .args(["ingest", "--format", "openai-costs", "--data"])
-        .arg(data)
-        .arg(fixture("openai-costs.json"))
-        .output()
-        .expect("ingest");
+    let out = ingest(data, "openai-costs", &["openai-costs.json"], &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -237,12 +239,8 @@ fn a_bad_record_stops_its_file_and_stores_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("gemini-badjson.jsonl");
     std::fs::copy(fixture("bad/gemini-badjson.jsonl"), &input).expect("copy fixture");
-    let out = spendql()
-        .args(["ingest", "--format", "gemini", "--skip-bad", "--data"])
-        .arg(dir.path().join("data"))
-        .arg(&input)
-        .output()
-        .expect("ingest");
+    let data = dir.path().join("data");
+    let out = ingest_paths(&data, "gemini", &[input], &["--skip-bad"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("gemini-badjson.jsonl:2:"), "{err}");
@@ -253,10 +251,7 @@ fn a_bad_record_stops_its_file_and_stores_nothing() {
         rejects.contains("gemini-badjson.jsonl:2: record: invalid JSON"),
         "{rejects}"
     );
-    assert_eq!(
-        sql_ok(&dir.path().join("data"), "SELECT count(*) AS n FROM usage"),
-        "n\n2\n"
-    );
+    assert_eq!(sql_ok(&data, "SELECT count(*) AS n FROM usage"), "n\n2\n");
 }
 
 #[test]
@@ -304,12 +299,7 @@ fn hostile_input_is_an_error_not_a_crash() {
         (&typed, "promptTokenCount"),
     ];
     for (path, needle) in cases {
-        let out = spendql()
-            .args(["ingest", "--format", "gemini", "--data"])
-            .arg(&data)
-            .arg(path)
-            .output()
-            .expect("ingest");
+        let out = ingest_paths(&data, "gemini", std::slice::from_ref(path), &[]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{} was accepted", path.display());
         assert!(err.contains(needle), "{}: {err}", path.display());
@@ -335,12 +325,7 @@ fn the_summary_reports_tokens_list_cost_and_unpriced_models() {
      "num_model_requests":1,"batch":false}]}]}"#,
     )
     .expect("write");
-    let out = spendql()
-        .args(["ingest", "--format", "openai-usage", "--data"])
-        .arg(dir.path().join("data"))
-        .arg(&page)
-        .output()
-        .expect("ingest");
+    let out = ingest_paths(&dir.path().join("data"), "openai-usage", &[page], &[]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -382,12 +367,7 @@ fn anthropic_buckets_are_priced_at_their_context_window_tier() {
         ),
     )
     .expect("write");
-    let out = spendql()
-        .args(["ingest", "--format", "anthropic-usage", "--data"])
-        .arg(dir.path().join("data"))
-        .arg(&page)
-        .output()
-        .expect("ingest");
+    let out = ingest_paths(&dir.path().join("data"), "anthropic-usage", &[page], &[]);
     assert!(
         out.status.success(),
         "{}",
