@@ -289,25 +289,14 @@ impl CopyIn {
     /// The statement as a COPY FROM STDIN, or `None` for any other statement (which then
     /// takes the normal path).
     pub fn parse(sql: &str) -> Option<PgWireResult<CopyIn>> {
-        let head = sql.trim_start();
-        if !head
-            .get(..4)
-            .is_some_and(|w| w.eq_ignore_ascii_case("copy"))
-        {
-            return None;
-        }
-        let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
-        if statements.len() != 1 {
-            return None;
-        }
-        let Some(Statement::Copy {
+        let Statement::Copy {
             source,
             to: false,
             target: CopyTarget::Stdin,
             options,
             legacy_options,
             ..
-        }) = statements.pop()
+        } = parse_copy(sql)?
         else {
             return None;
         };
