@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod auth;
 pub mod demo;
 pub mod engine;
 pub mod error;

@@ -1,4 +1,4 @@
-//! The `spendql` command line: serve, sql, ingest, demo.
+//! The `spendql` command line: serve, sql, ingest, pricing, demo, user.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -9,6 +9,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
 
+use spendql::auth::Role;
+use spendql::auth::users::{self, Users};
 use spendql::ingest::{self, Format, IngestOptions};
 use spendql::output::{self, OutputFormat};
 use spendql::{Engine, EngineConfig, Error, Result};
@@ -57,6 +59,21 @@ enum Command {
         /// --otlp: which attributes fill a column, e.g. `--map team=app.team,team`
         #[arg(long = "map", value_name = "COLUMN=ATTRIBUTES")]
         maps: Vec<String>,
+        /// TLS certificate chain (PEM); needs --tls-key
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM); needs --tls-cert
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Refuse clients that do not use TLS (SQLSTATE 28000)
+        #[arg(long)]
+        require_tls: bool,
+    },
+    /// Manage the users that may connect (SCRAM-SHA-256; once one exists, every client
+    /// must log in).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
     },
     /// Run one SQL statement and print the result.
     Sql {
@@ -103,6 +120,38 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a user, or change an existing user's role and password. The password is read
+    /// from a prompt (or one line of stdin with --password-stdin); only its SCRAM verifier
+    /// is stored.
+    Add {
+        #[command(flatten)]
+        data: DataArgs,
+        /// User name
+        name: String,
+        /// admin, analyst (read only), ingest (INSERT/COPY into usage) or team:TEAM (reads
+        /// only that team's usage)
+        #[arg(long)]
+        role: Role,
+        /// Read the password from the first line of stdin instead of a prompt
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove a user.
+    Remove {
+        #[command(flatten)]
+        data: DataArgs,
+        /// User name
+        name: String,
+    },
+    /// List users and their roles.
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum PricingCommand {
     /// Merge prices from a genai-prices, LiteLLM or CSV file into `pricing`: rows are
     /// upserted by provider, model, tier, region, long-context threshold, time window and
@@ -125,6 +174,18 @@ struct ConfigFile {
     listen: Option<SocketAddr>,
     data: Option<PathBuf>,
     memory_limit: Option<String>,
+    otlp: Option<SocketAddr>,
+    tls: Option<TlsConfig>,
+}
+
+/// `[tls]` of `spendql.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsConfig {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    #[serde(default)]
+    require: bool,
 }
 
 fn load_config(path: Option<&Path>) -> Result<ConfigFile> {
@@ -206,18 +267,46 @@ async fn run(cli: Cli) -> Result<()> {
             max_connections,
             otlp,
             maps,
+            tls_cert,
+            tls_key,
+            require_tls,
         } => {
             let file = load_config(config.as_deref())?;
             let listen = listen
                 .or(file.listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5433)));
-            let otlp = match otlp {
+            let otlp = match otlp.or(file.otlp) {
                 Some(addr) => Some((addr, otel_mapping(&maps)?)),
                 None if maps.is_empty() => None,
                 None => return Err(Error::Invalid("--map needs --otlp".into())),
             };
-            serve(&data, &file, listen, demo, max_connections, otlp).await
+            let tls_file = file.tls.as_ref();
+            let cert = tls_cert.or_else(|| tls_file.and_then(|t| t.cert.clone()));
+            let key = tls_key.or_else(|| tls_file.and_then(|t| t.key.clone()));
+            let tls = match (cert, key) {
+                (Some(cert), Some(key)) => Some(spendql::server::Tls::from_pem_files(&cert, &key)?),
+                (None, None) => None,
+                _ => {
+                    return Err(Error::Invalid(
+                        "TLS needs both a certificate and a key".into(),
+                    ));
+                }
+            };
+            let require_tls = require_tls || tls_file.is_some_and(|t| t.require);
+            if require_tls && tls.is_none() {
+                return Err(Error::Invalid(
+                    "--require-tls needs --tls-cert and --tls-key".into(),
+                ));
+            }
+            let options = spendql::server::ServerOptions {
+                max_connections,
+                tls,
+                require_tls,
+                ..Default::default()
+            };
+            serve(&data, &file, listen, demo, options, otlp).await
         }
+        Command::User { command } => user_command(command),
         Command::Sql {
             data,
             format,
@@ -310,16 +399,27 @@ async fn serve(
     file: &ConfigFile,
     listen: SocketAddr,
     demo: bool,
-    max_connections: usize,
+    options: spendql::server::ServerOptions,
     otlp: Option<(SocketAddr, ingest::providers::otel::Mapping)>,
 ) -> Result<()> {
-    for addr in std::iter::once(listen).chain(otlp.as_ref().map(|(a, _)| *a)) {
-        if !addr.ip().is_loopback() {
+    let dir = data_dir(data, file);
+    if !listen.ip().is_loopback() {
+        let users = Users::load(&dir)?;
+        if users.is_empty() || options.tls.is_none() {
             return Err(Error::Invalid(format!(
-                "refusing to listen on {addr}: no users are configured, so only loopback \
-                 addresses (127.0.0.1, ::1) are allowed"
+                "refusing to listen on {listen}: a non-loopback address needs users \
+                 (`spendql user add`) and TLS (--tls-cert, --tls-key); loopback addresses \
+                 (127.0.0.1, ::1) need neither"
             )));
         }
+    }
+    if let Some((addr, _)) = &otlp
+        && !addr.ip().is_loopback()
+    {
+        return Err(Error::Invalid(format!(
+            "refusing to receive OTLP on {addr}: the receiver has no authentication, so it \
+             listens on loopback only (run an OpenTelemetry Collector next to it)"
+        )));
     }
     // Bind first, so the LOCK file can name the real address (port 0 picks a free one).
     let bind = |addr: SocketAddr| async move {
@@ -336,7 +436,6 @@ async fn serve(
         Some((addr, mapping)) => Some((bind(addr).await?, mapping)),
         None => None,
     };
-    let dir = data_dir(data, file);
     let engine = Engine::open_with(
         &dir,
         engine_config(data, file, format!("spendql serve (listening on {local})"))?,
@@ -374,10 +473,6 @@ async fn serve(
         local.ip(),
         local.port()
     );
-    let options = spendql::server::ServerOptions {
-        max_connections,
-        ..Default::default()
-    };
     let result =
         spendql::server::run(listener, engine.clone(), options, stopped(stop_rx.clone())).await;
     if let Some(receiver) = receiver {
@@ -393,6 +488,62 @@ async fn serve(
     }
     engine.shutdown().await?;
     result
+}
+
+/// `spendql user add|remove|list`. Works while the server runs: it reads the store at
+/// each connection.
+fn user_command(command: UserCommand) -> Result<()> {
+    let config = ConfigFile::default();
+    match command {
+        UserCommand::Add {
+            data,
+            name,
+            role,
+            password_stdin,
+        } => {
+            let password = read_password(password_stdin)?;
+            let dir = data_dir(&data, &config);
+            let existed = users::add_user(&dir, &name, &role, &password)?;
+            let verb = if existed { "updated" } else { "added" };
+            println!("{verb} user {name} with role {role}");
+            Ok(())
+        }
+        UserCommand::Remove { data, name } => {
+            if users::remove_user(&data_dir(&data, &config), &name)? {
+                println!("removed user {name}");
+                Ok(())
+            } else {
+                Err(Error::Invalid(format!("no user named {name}")))
+            }
+        }
+        UserCommand::List { data } => {
+            for user in Users::load(&data_dir(&data, &config))?.iter() {
+                println!("{}\t{}", user.name, user.role);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The new password: one line of stdin, or typed twice at a prompt without echo.
+fn read_password(from_stdin: bool) -> Result<String> {
+    let stdin_error = |e: std::io::Error| Error::Invalid(format!("cannot read the password: {e}"));
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map_err(stdin_error)?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Invalid(
+            "no terminal to prompt for the password: use --password-stdin".into(),
+        ));
+    }
+    let first = rpassword::prompt_password("Password: ").map_err(stdin_error)?;
+    let second = rpassword::prompt_password("Password again: ").map_err(stdin_error)?;
+    if first != second {
+        return Err(Error::Invalid("the passwords do not match".into()));
+    }
+    Ok(first)
 }
 
 fn report_open(engine: &Engine) {

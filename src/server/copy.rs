@@ -344,6 +344,11 @@ impl CopyIn {
         })
     }
 
+    /// The built-in table the rows go into.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
     /// Columns the client will send (for the CopyInResponse).
     pub fn column_count(&self) -> usize {
         self.columns.len()

@@ -13,6 +13,7 @@ mod session;
 pub mod sqlstate;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::future::Future;
 use std::io;
@@ -37,6 +38,7 @@ use tokio::task::JoinSet;
 
 use crate::Engine;
 use session::{Reject, Session};
+pub use tls::Tls;
 
 /// Limits of the endpoint.
 #[derive(Debug, Clone)]
@@ -45,6 +47,10 @@ pub struct ServerOptions {
     pub max_connections: usize,
     /// Longest accepted query text in bytes; longer ones fail with 54000.
     pub max_query_bytes: usize,
+    /// Offer TLS (SSLRequest and direct TLS).
+    pub tls: Option<Tls>,
+    /// Refuse clients that did not negotiate TLS (SQLSTATE 28000).
+    pub require_tls: bool,
 }
 
 impl Default for ServerOptions {
@@ -52,6 +58,8 @@ impl Default for ServerOptions {
         Self {
             max_connections: 100,
             max_query_bytes: 1024 * 1024,
+            tls: None,
+            require_tls: false,
         }
     }
 }
@@ -122,6 +130,7 @@ pub async fn run(
         };
         let stop = notify_shutdown.subscribe();
         let cancel = Arc::clone(&cancel_handler);
+        let tls = shared.options.tls.clone();
         match Arc::clone(&permits).try_acquire_owned() {
             Ok(permit) => {
                 let shared = Arc::clone(&shared);
@@ -137,7 +146,7 @@ pub async fn run(
                         copy: session,
                         cancel,
                     };
-                    let result = serve(socket, handlers, stop, STARTUP_TIMEOUT).await;
+                    let result = serve(socket, tls, handlers, stop, STARTUP_TIMEOUT).await;
                     if let Err(e) = result {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
@@ -154,7 +163,7 @@ pub async fn run(
                         copy: noop,
                         cancel,
                     };
-                    let _ = serve(socket, handlers, stop, REJECT_TIMEOUT).await;
+                    let _ = serve(socket, tls, handlers, stop, REJECT_TIMEOUT).await;
                 });
             }
         }
@@ -197,6 +206,7 @@ struct Handlers<A, Q, EQ, CP, CR> {
 /// closes at once while a running query completes first.
 async fn serve<A, Q, EQ, CP, CR>(
     socket: TcpStream,
+    tls: Option<Tls>,
     handlers: Handlers<A, Q, EQ, CP, CR>,
     mut stop: watch::Receiver<bool>,
     startup_timeout: Duration,
@@ -220,9 +230,9 @@ where
     let negotiated = tokio::select! {
         () = &mut deadline => return Ok(()),
         () = shutdown_signalled(&mut stop) => return Ok(()),
-        negotiated = negotiate_tls::<EQ::Statement>(socket, None) => negotiated?,
+        negotiated = negotiate_tls::<EQ::Statement>(socket, tls.map(|t| t.0)) => negotiated?,
     };
-    // `None`: the client started a direct TLS handshake, which we do not offer.
+    // `None`: the client started a direct TLS handshake, and TLS is not configured.
     let Some(mut socket) = negotiated else {
         return Ok(());
     };

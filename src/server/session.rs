@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use async_trait::async_trait;
 use bytes::{BufMut, BytesMut};
@@ -24,6 +24,10 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use futures::channel::oneshot;
 use futures::{Sink, SinkExt, Stream, StreamExt};
+use pgwire::api::auth::sasl::SCRAM_SHA_256_METHOD;
+use pgwire::api::auth::sasl::scram::{
+    ScramSecret, ScramServerAuth, ScramServerAuthWaitingForClientFinal,
+};
 use pgwire::api::auth::{
     ServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
@@ -49,18 +53,21 @@ use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyOutResponse};
 use pgwire::messages::data::DataRow;
 use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
-use pgwire::messages::startup::ParameterStatus;
+use pgwire::messages::startup::{Authentication, ParameterStatus, PasswordMessageFamily};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use super::copy::{CopyIn, CopyOut};
 use super::encode::{RowEncoder, field_info, field_infos};
 use super::params::{decode_params, described_type};
 use super::sqlstate::{
-    FEATURE_NOT_SUPPORTED, INVALID_AUTHORIZATION_SPECIFICATION, INVALID_CATALOG_NAME,
-    PROGRAM_LIMIT_EXCEEDED, PROTOCOL_VIOLATION, QUERY_CANCELED, SYNTAX_ERROR, TOO_MANY_CONNECTIONS,
-    UNDEFINED_OBJECT,
+    FEATURE_NOT_SUPPORTED, INSUFFICIENT_PRIVILEGE, INVALID_AUTHORIZATION_SPECIFICATION,
+    INVALID_CATALOG_NAME, INVALID_PASSWORD, PROGRAM_LIMIT_EXCEEDED, PROTOCOL_VIOLATION,
+    QUERY_CANCELED, SYNTAX_ERROR, TOO_MANY_CONNECTIONS, UNDEFINED_OBJECT,
 };
 use super::{Shared, df_error, fatal_error, pg_error};
+use crate::auth::Role;
+use crate::auth::privileges::{self, PrivilegeError};
+use crate::auth::users::Users;
 
 /// The only database name clients may connect to.
 pub const DATABASE: &str = "spendql";
@@ -224,6 +231,25 @@ pub struct Session {
     vars: Mutex<Vars>,
     /// The `COPY ... FROM STDIN` receiving data, if one is.
     copy_in: Mutex<Option<CopyIn>>,
+    /// Set once authentication succeeds; queries run with its privileges.
+    role: OnceLock<Role>,
+    /// The SCRAM exchange in progress during startup.
+    scram: Mutex<Option<Scram>>,
+}
+
+/// Where a SCRAM-SHA-256 exchange stands.
+enum ScramStage {
+    /// AuthenticationSASL sent; the client-first message comes next.
+    AwaitingFirst(ScramSecret),
+    /// server-first sent; the client's proof comes next.
+    AwaitingFinal(ScramServerAuthWaitingForClientFinal),
+}
+
+struct Scram {
+    stage: ScramStage,
+    user: String,
+    /// `None` for an unknown user: the exchange runs to the end, then fails.
+    role: Option<Role>,
 }
 
 impl Session {
@@ -239,7 +265,36 @@ impl Session {
             parser,
             vars: Mutex::new(Vars::default()),
             copy_in: Mutex::new(None),
+            role: OnceLock::new(),
+            scram: Mutex::new(None),
         }
+    }
+
+    /// The authenticated role. Queries only arrive after authentication, so a missing
+    /// role is a bug; it refuses rather than grants.
+    fn role(&self) -> PgWireResult<&Role> {
+        self.role.get().ok_or_else(|| {
+            pg_error(
+                INVALID_AUTHORIZATION_SPECIFICATION,
+                "the connection is not authenticated",
+            )
+        })
+    }
+
+    /// Role checks (and a team reader's row filter) on a plan about to run.
+    fn authorize(&self, plan: LogicalPlan) -> PgWireResult<LogicalPlan> {
+        privileges::authorize(plan, self.role()?, &self.ctx.state()).map_err(privilege_error)
+    }
+
+    /// Plan `sql` and check it; COPY TO STDOUT runs its query through this.
+    async fn plan_authorized(&self, sql: &str) -> PgWireResult<LogicalPlan> {
+        let plan = self
+            .ctx
+            .state()
+            .create_logical_plan(sql)
+            .await
+            .map_err(df_error)?;
+        self.authorize(plan)
     }
 
     fn copy_in(&self) -> MutexGuard<'_, Option<CopyIn>> {
@@ -263,7 +318,12 @@ impl Session {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let frame = self.ctx.sql(copy.query()).await.map_err(df_error)?;
+        let plan = self.plan_authorized(copy.query()).await?;
+        let frame = self
+            .ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(df_error)?;
         let mut stream = frame.execute_stream().await.map_err(df_error)?;
         let schema = stream.schema();
         let columns = i16::try_from(schema.fields().len()).unwrap_or(i16::MAX);
@@ -468,6 +528,7 @@ impl Session {
                 .replace_params_with_values(&ParamValues::from(values))
                 .map_err(df_error)?;
         }
+        let plan = self.authorize(plan)?;
         let outcome = outcome(&plan, statement);
         let frame = self
             .ctx
@@ -521,11 +582,18 @@ impl Session {
         }
     }
 
-    fn startup_parameters(&self, application_name: Option<&str>, user: &str) -> StartupParameters {
+    fn startup_parameters(
+        &self,
+        application_name: Option<&str>,
+        user: &str,
+        role: &Role,
+    ) -> StartupParameters {
         let mut vars = self.vars();
         if let Some(app) = application_name {
             vars.set("application_name", app.to_owned());
         }
+        let superuser = if *role == Role::Admin { "on" } else { "off" };
+        vars.set("is_superuser", superuser.to_owned());
         let mut params: HashMap<String, String> = [
             "server_version",
             "server_encoding",
@@ -543,6 +611,7 @@ impl Session {
         .map(|(n, v)| (n.to_owned(), v.to_owned()))
         .collect();
         params.insert("session_authorization".into(), user.to_owned());
+
         params.insert("in_hot_standby".into(), "off".into());
         params.insert("default_transaction_read_only".into(), "off".into());
         StartupParameters(params)
@@ -582,15 +651,33 @@ impl StartupHandler for Session {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let PgWireFrontendMessage::Startup(startup) = message else {
-            return Ok(());
-        };
-        protocol_negotiation(client, &startup).await?;
-        save_startup_parameters_to_metadata(client, &startup);
-        if !is_loopback(client.socket_addr().ip()) {
+        match message {
+            PgWireFrontendMessage::Startup(startup) => {
+                protocol_negotiation(client, &startup).await?;
+                save_startup_parameters_to_metadata(client, &startup);
+                self.begin_authentication(client).await
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(message) => {
+                self.continue_scram(client, message).await
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Session {
+    /// Check the startup packet; then either finish (no users: loopback clients are
+    /// trusted as admin) or start a SCRAM-SHA-256 exchange.
+    async fn begin_authentication<C>(&self, client: &mut C) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if self.shared.options.require_tls && !client.is_secure() {
             return Err(fatal_error(
                 INVALID_AUTHORIZATION_SPECIFICATION,
-                "no users are configured: only loopback connections are accepted",
+                "this server requires SSL: connect with sslmode=require",
             ));
         }
         let user = client
@@ -615,8 +702,133 @@ impl StartupHandler for Session {
                 format!("database \"{database}\" does not exist"),
             ));
         }
+        let users = self.users()?;
+        if users.is_empty() {
+            if !is_loopback(client.socket_addr().ip()) {
+                return Err(fatal_error(
+                    INVALID_AUTHORIZATION_SPECIFICATION,
+                    "no users are configured: only loopback connections are accepted",
+                ));
+            }
+            return self.complete_startup(client, &user, Role::Admin).await;
+        }
+        let (secret, role) = users.scram_secret(&user);
+        *self.scram_state() = Some(Scram {
+            stage: ScramStage::AwaitingFirst(secret),
+            user,
+            role,
+        });
+        client.set_state(PgWireConnectionState::AuthenticationInProgress);
+        client
+            .send(PgWireBackendMessage::Authentication(Authentication::SASL(
+                vec![SCRAM_SHA_256_METHOD.to_owned()],
+            )))
+            .await?;
+        Ok(())
+    }
+
+    /// The next SCRAM message: client-first (answer server-first) or client-final
+    /// (verify the proof, then finish or refuse with 28P01).
+    async fn continue_scram<C>(
+        &self,
+        client: &mut C,
+        message: PasswordMessageFamily,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let Some(Scram { stage, user, role }) = self.scram_state().take() else {
+            return Err(fatal_error(
+                PROTOCOL_VIOLATION,
+                "unexpected password message",
+            ));
+        };
+        let failed = || {
+            fatal_error(
+                INVALID_PASSWORD,
+                format!("password authentication failed for user \"{user}\""),
+            )
+        };
+        match stage {
+            ScramStage::AwaitingFirst(secret) => {
+                let initial = message.into_sasl_initial_response()?;
+                if initial.auth_method != SCRAM_SHA_256_METHOD {
+                    return Err(fatal_error(
+                        INVALID_AUTHORIZATION_SPECIFICATION,
+                        format!(
+                            "SASL mechanism {} is not supported: use {SCRAM_SHA_256_METHOD}",
+                            initial.auth_method
+                        ),
+                    ));
+                }
+                let data = initial.data.unwrap_or_default();
+                let (server_first, waiting) = ScramServerAuth::new()
+                    .on_client_first_message_with_secret(&data, secret)
+                    .map_err(|e| fatal_error(PROTOCOL_VIOLATION, e.to_string()))?;
+                *self.scram_state() = Some(Scram {
+                    stage: ScramStage::AwaitingFinal(waiting),
+                    user,
+                    role,
+                });
+                client
+                    .send(PgWireBackendMessage::Authentication(
+                        Authentication::SASLContinue(server_first.into_bytes().into()),
+                    ))
+                    .await?;
+                Ok(())
+            }
+            ScramStage::AwaitingFinal(waiting) => {
+                let response = message.into_sasl_response()?;
+                let server_final = match waiting.on_client_final_message(&response.data) {
+                    Ok(server_final) => server_final,
+                    Err(PgWireError::InvalidPassword(_)) => return Err(failed()),
+                    Err(e) => return Err(fatal_error(PROTOCOL_VIOLATION, e.to_string())),
+                };
+                let Some(role) = role else {
+                    return Err(failed());
+                };
+                client
+                    .feed(PgWireBackendMessage::Authentication(
+                        Authentication::SASLFinal(server_final.into_bytes().into()),
+                    ))
+                    .await?;
+                tracing::debug!(%user, %role, "authenticated");
+                self.complete_startup(client, &user, role).await
+            }
+        }
+    }
+
+    /// The user store, read at each connection so `spendql user add` takes effect at
+    /// once. An unreadable store refuses the connection (fail closed).
+    fn users(&self) -> PgWireResult<Users> {
+        let Some(dir) = self.shared.engine.data_dir() else {
+            return Ok(Users::default());
+        };
+        Users::load(dir).map_err(|e| {
+            tracing::error!(error = %e, "cannot read the user store");
+            fatal_error(
+                INVALID_AUTHORIZATION_SPECIFICATION,
+                "the server cannot read its user store; see the server log",
+            )
+        })
+    }
+
+    fn scram_state(&self) -> MutexGuard<'_, Option<Scram>> {
+        self.scram.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// AuthenticationOk, parameters, BackendKeyData, ReadyForQuery.
+    async fn complete_startup<C>(&self, client: &mut C, user: &str, role: Role) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
         let app = client.metadata().get(METADATA_APPLICATION_NAME).cloned();
-        let parameters = self.startup_parameters(app.as_deref(), &user);
+        let parameters = self.startup_parameters(app.as_deref(), user, &role);
+        let _ = self.role.set(role);
 
         let (pid, secret) = self.shared.pids.generate(&*client);
         client.set_pid_and_secret_key(pid, secret.clone());
@@ -627,6 +839,14 @@ impl StartupHandler for Session {
         client.session_extensions().insert::<ConnectionGuard>(guard);
 
         finish_authentication(client, &parameters).await
+    }
+}
+
+/// A refused privilege is 42501; a failure to build the team filter is the planner's error.
+fn privilege_error(e: PrivilegeError) -> PgWireError {
+    match e {
+        PrivilegeError::Denied(_) => pg_error(INSUFFICIENT_PRIVILEGE, e.to_string()),
+        PrivilegeError::Plan(e) => df_error(e),
     }
 }
 
@@ -665,6 +885,7 @@ impl SimpleQueryHandler for Session {
             // The data follows in CopyData messages; pgwire routes them to the CopyHandler
             // below, which answers `COPY n` and ReadyForQuery.
             let copy = copy?;
+            privileges::check_copy_into(copy.table(), self.role()?).map_err(privilege_error)?;
             let columns = copy.column_count();
             *self.copy_in() = Some(copy);
             send_copy_in_response(

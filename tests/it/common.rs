@@ -99,18 +99,30 @@ impl Server {
 
     /// Connect with tokio-postgres as any user (loopback needs no password).
     pub async fn connect(&self) -> tokio_postgres::Client {
-        let config = format!(
-            "host={} port={} user=tester dbname=spendql connect_timeout=10",
-            self.addr.ip(),
-            self.addr.port()
-        );
-        let (client, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls)
+        self.connect_as("tester", "")
             .await
-            .expect("connect to spendql");
+            .expect("connect to spendql")
+    }
+
+    /// Connect with tokio-postgres as `user` with `password` (SCRAM once users exist).
+    pub async fn connect_as(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(self.addr.ip().to_string())
+            .port(self.addr.port())
+            .user(user)
+            .password(password)
+            .dbname("spendql")
+            .connect_timeout(Duration::from_secs(10));
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
-        client
+        Ok(client)
     }
 
     /// Run psql against the server as `user` with unaligned, tuples-only output, feeding it
@@ -128,6 +140,12 @@ impl Server {
     /// Like [`Server::psql`], but returns psql's exit status and output, for scripts that
     /// are meant to fail.
     pub fn psql_output(&self, user: &str, script: &str) -> Output {
+        self.psql_env(user, &[], script)
+    }
+
+    /// Like [`Server::psql_output`] with libpq environment settings such as `PGPASSWORD`
+    /// or `PGSSLMODE`.
+    pub fn psql_env(&self, user: &str, env: &[(&str, &str)], script: &str) -> Output {
         use std::io::Write;
         Command::new("psql")
             .args([
@@ -138,6 +156,7 @@ impl Server {
             ])
             .args(["-U", user, "-At", "-v", "ON_ERROR_STOP=1", "spendql"])
             .env("PGCONNECT_TIMEOUT", "10")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,5 +1,6 @@
 //! Integration tests: they drive the real `spendql` binary and the real wire protocol.
 
+mod auth;
 mod cli;
 mod common;
 mod copy;
