@@ -15,6 +15,11 @@ use spendql::ingest::{self, Format, IngestOptions};
 use spendql::output::{self, OutputFormat};
 use spendql::{Engine, EngineConfig, Error, Result};
 
+/// mimalloc, as datafusion-cli uses: ingest and queries allocate many small short-lived
+/// values (JSON fields, strings, hash entries), where it is much faster than glibc malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// AI spend management in SQL: an analytics engine that speaks the PostgreSQL protocol.
 #[derive(Debug, Parser)]
 #[command(name = "spendql", version, about, long_about = None)]

@@ -76,20 +76,28 @@ pub fn ingest_costs_file(
         }
         rejects.reject(&mut report.rejected, &mut report.bad_records, &err)
     };
-    let outcome = json::for_each_record(
+    let outcome = json::for_each_raw_record(
         input,
         |line, record| -> Result<()> {
-            let value = match record {
-                Ok(value) => value,
+            let bytes = match record {
+                Ok(bytes) => bytes,
                 Err(reason) => {
                     report.rows_read += 1;
                     return bad(&mut report, line, FieldError::record(reason));
                 }
             };
+            let text = match std::str::from_utf8(&bytes) {
+                Ok(text) => text,
+                Err(e) => {
+                    report.rows_read += 1;
+                    let reason = format!("invalid JSON: {e}");
+                    return bad(&mut report, line, FieldError::record(reason));
+                }
+            };
             converted.clear();
             let result = match options.format {
-                Format::AnthropicCosts => providers::anthropic::costs(&value, &mut converted),
-                _ => providers::openai::costs(&value, &mut converted),
+                Format::AnthropicCosts => providers::anthropic::costs(text, &mut converted),
+                _ => providers::openai::costs(text, &mut converted),
             };
             if let Err(e) = result {
                 report.rows_read += 1;

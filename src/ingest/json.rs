@@ -20,12 +20,9 @@ pub const MAX_RECORD_BYTES: u64 = 64 << 20;
 /// What the caller decides after each record.
 pub type Step<E> = Result<(), E>;
 
-/// Calls `record(line, Ok(value))` for each record of `input` and `record(line, Err(reason))`
-/// for each record that is not valid JSON; it may stop the file by returning `Err`. In JSON lines
-/// the file goes on after a bad line; in an array or a stream of documents a syntax error
-/// ends the file, since nothing after it can be trusted to start a record.
-/// `on_progress(bytes)` reports how far the file has been read.
-pub fn for_each_record<R: BufRead, E>(
+/// [`for_each_raw_record`] with each record parsed into a `Value` (what the tests check).
+#[cfg(test)]
+fn for_each_record<R: BufRead, E>(
     input: R,
     mut record: impl FnMut(u64, Result<Value, String>) -> Step<E>,
     on_progress: impl FnMut(u64),
@@ -42,10 +39,14 @@ pub fn for_each_record<R: BufRead, E>(
     )
 }
 
-/// Like [`for_each_record`], but hands over each record's JSON text, for readers that parse
-/// it into their own types. In JSON lines the text is the line as it is (a line that is not
-/// JSON is for the caller's parser to find); records of an array or of a document stream are
-/// parsed and written back.
+/// Calls `record(line, Ok(text))` with each record of `input`'s JSON text, and
+/// `record(line, Err(reason))` for each record that cannot be read; it may stop the file by
+/// returning `Err`. In JSON lines the file goes on after a bad line; in an array or a stream
+/// of documents a syntax error ends the file, since nothing after it can be trusted to start a
+/// record. `on_progress(bytes)` reports how far the file has been read.
+///
+/// In JSON lines the text is the line as it is (a line that is not JSON is for the caller's
+/// parser to find); records of an array or of a document stream are parsed and written back.
 pub fn for_each_raw_record<R: BufRead, E>(
     mut input: R,
     mut record: impl FnMut(u64, Result<Cow<'_, [u8]>, String>) -> Step<E>,

@@ -196,7 +196,7 @@ pub fn ingest_file(writer: BulkWriter, path: &Path, options: &IngestOptions) -> 
     Ok(report)
 }
 
-fn open_text(file: File, gz: bool) -> Box<dyn Read> {
+fn open_text(file: File, gz: bool) -> Box<dyn Read + Send> {
     if gz {
         Box::new(flate2::read::MultiGzDecoder::new(file))
     } else {
@@ -473,81 +473,226 @@ fn starts_with_json(input: &mut impl BufRead, file: &str) -> Result<bool> {
     }
 }
 
+/// Records per chunk handed to a parse worker, and the chunk's text cap.
+const CHUNK_RECORDS: usize = 8 * 1024;
+const CHUNK_BYTES: usize = 8 << 20;
+/// Threads that parse and convert JSON chunks. Parsing is most of the work of a JSON
+/// ingest, so it runs beside the reader and the writer, not in line with them.
+const PARSE_WORKERS: usize = 2;
+
+/// Records read but not yet parsed: their text back to back, each with its line.
+#[derive(Default)]
+struct Chunk {
+    seq: u64,
+    text: Vec<u8>,
+    records: Vec<(u64, Result<std::ops::Range<usize>, String>)>,
+}
+
+/// A chunk converted: its good rows as batches, and its bad records in order.
+struct Parsed {
+    seq: u64,
+    batches: Vec<RecordBatch>,
+    rows_read: u64,
+    bad: Vec<(u64, FieldError)>,
+}
+
 /// JSON records: SpendQL's own usage objects (`jsonl`) or a provider's export.
+///
+/// One thread reads records into chunks, [`PARSE_WORKERS`] threads convert chunks into
+/// batches, and this thread takes the results back in file order, so bad records are
+/// reported and rows written exactly as a single pass would. The channels are bounded, so
+/// at most a few chunks are in flight whatever the file's size.
 fn read_json(
-    input: impl BufRead,
+    input: impl BufRead + Send,
     format: Format,
     mapping: &providers::otel::Mapping,
     context: &RecordContext<'_>,
     sink: &mut Sink,
 ) -> Result<()> {
-    let file = context.file;
-    let mut rows = UsageRows::new(context.ingested_at, context.source.to_string());
-    let width = rows.column_names().len();
-    let mut converted: providers::Converted<providers::Row> = Vec::new();
-    let outcome = json::for_each_raw_record(
-        input,
-        |line, record| -> Result<()> {
-            let parsed = record.map_err(FieldError::record).and_then(|text| {
-                if format == Format::OtelGenai {
-                    // Parsed by the adapter into borrowing types: the hot path for traces.
-                    converted.clear();
-                    providers::otel::usage_json(&text, mapping, &mut converted)?;
-                    Ok(None)
-                } else {
-                    serde_json::from_slice::<serde_json::Value>(&text)
-                        .map(Some)
-                        .map_err(|e| FieldError::record(format!("invalid JSON: {e}")))
+    let skip_bad = sink.skip_bad;
+    let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<Chunk>(PARSE_WORKERS);
+    // Owned by the workers only: when they are all gone, the reader's sends fail.
+    let work_rx = Arc::new(std::sync::Mutex::new(work_rx));
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<Result<Parsed>>();
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || read_chunks(input, work_tx, context.progress));
+        for _ in 0..PARSE_WORKERS {
+            let work_rx = Arc::clone(&work_rx);
+            let done_tx = done_tx.clone();
+            scope.spawn(move || {
+                loop {
+                    let next = work_rx.lock().map(|rx| rx.recv());
+                    let Ok(Ok(chunk)) = next else { break };
+                    let parsed = parse_chunk(chunk, format, mapping, context, skip_bad);
+                    if done_tx.send(parsed).is_err() {
+                        break;
+                    }
                 }
             });
-            let value = match parsed {
-                Ok(value) => value,
-                Err(e) => {
-                    sink.report.rows_read += 1;
-                    return sink.bad(file, line, e);
-                }
-            };
-            if format == Format::Jsonl {
-                sink.report.rows_read += 1;
-                if let Some(value) = &value
-                    && let Err(e) = push_usage_object(&mut rows, value, width)
-                {
-                    sink.bad(file, line, e)?;
-                }
-            } else {
-                if let Some(value) = &value {
-                    converted.clear();
-                    let result = match format {
-                        Format::OpenaiUsage => providers::openai::usage(value, &mut converted),
-                        Format::AnthropicUsage => {
-                            providers::anthropic::usage(value, &mut converted)
-                        }
-                        Format::Gemini => providers::gemini::usage(value, &mut converted),
-                        _ => providers::litellm::usage(value, &mut converted),
-                    };
-                    if let Err(e) = result {
-                        sink.report.rows_read += 1;
-                        sink.bad(file, line, e)?;
-                    }
-                }
-                sink.report.rows_read += converted.len() as u64;
-                for row in converted.drain(..) {
-                    let pushed = row.and_then(|row| rows.push(&row.fields(width), String::new));
-                    if let Err(e) = pushed {
-                        sink.bad(file, line, e)?;
-                    }
-                }
-            }
-            if rows.len() >= BATCH_ROWS {
-                sink.flush(&mut rows)?;
+        }
+        drop(work_rx);
+        drop(done_tx);
+        let collected = collect_in_order(done_rx, context.file, sink);
+        let read = reader
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the JSON reader thread failed")));
+        collected?;
+        read.map_err(|e| Error::io(context.file, e))
+    })
+}
+
+/// The reader stage: records into chunks, until the input ends or no worker is left.
+fn read_chunks(
+    input: impl BufRead,
+    work: std::sync::mpsc::SyncSender<Chunk>,
+    progress: &ProgressBar,
+) -> std::io::Result<()> {
+    let mut chunk = Chunk::default();
+    let mut seq = 0;
+    let mut send = |chunk: &mut Chunk| {
+        let mut full = std::mem::take(chunk);
+        full.seq = seq;
+        seq += 1;
+        work.send(full).map_err(drop)
+    };
+    let outcome = json::for_each_raw_record::<_, ()>(
+        input,
+        |line, record| {
+            let range = record.map(|text| {
+                let start = chunk.text.len();
+                chunk.text.extend_from_slice(&text);
+                start..chunk.text.len()
+            });
+            chunk.records.push((line, range));
+            if chunk.records.len() >= CHUNK_RECORDS || chunk.text.len() >= CHUNK_BYTES {
+                send(&mut chunk)?;
             }
             Ok(())
         },
-        |bytes| context.progress.set_position(bytes),
-    )
-    .map_err(|e| Error::io(file, e))?;
-    outcome?;
-    sink.flush(&mut rows)
+        |bytes| progress.set_position(bytes),
+    )?;
+    // `Err` here only means the collector stopped; it reports why.
+    if outcome.is_ok() && !chunk.records.is_empty() {
+        let _ = send(&mut chunk);
+    }
+    Ok(())
+}
+
+/// The collecting stage: parsed chunks in file order into the sink.
+fn collect_in_order(
+    done: std::sync::mpsc::Receiver<Result<Parsed>>,
+    file: &str,
+    sink: &mut Sink,
+) -> Result<()> {
+    let mut pending = std::collections::BTreeMap::new();
+    let mut next = 0;
+    for parsed in done {
+        let parsed = parsed?;
+        pending.insert(parsed.seq, parsed);
+        while let Some(parsed) = pending.remove(&next) {
+            next += 1;
+            sink.report.rows_read += parsed.rows_read;
+            for (line, e) in parsed.bad {
+                sink.bad(file, line, e)?;
+            }
+            for batch in parsed.batches {
+                sink.write(batch)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The parsing stage: one chunk's records into usage rows. Without `skip_bad` it stops at
+/// the first bad record, which stops the file.
+fn parse_chunk(
+    chunk: Chunk,
+    format: Format,
+    mapping: &providers::otel::Mapping,
+    context: &RecordContext<'_>,
+    skip_bad: bool,
+) -> Result<Parsed> {
+    let mut rows = UsageRows::new(context.ingested_at, context.source.to_string());
+    let width = rows.column_names().len();
+    let mut converted: providers::Converted<providers::Row> = Vec::new();
+    let mut parsed = Parsed {
+        seq: chunk.seq,
+        batches: Vec::new(),
+        rows_read: 0,
+        bad: Vec::new(),
+    };
+    for (line, record) in chunk.records {
+        let text = record
+            .map(|range| &chunk.text[range])
+            .map_err(FieldError::record);
+        convert_record(
+            text,
+            format,
+            mapping,
+            width,
+            &mut rows,
+            &mut converted,
+            line,
+            &mut parsed,
+        );
+        if !skip_bad && !parsed.bad.is_empty() {
+            break;
+        }
+        if rows.len() >= BATCH_ROWS {
+            parsed.batches.push(rows.finish()?);
+        }
+    }
+    if !rows.is_empty() {
+        parsed.batches.push(rows.finish()?);
+    }
+    Ok(parsed)
+}
+
+/// One JSON record into `rows`; what was bad goes to `parsed.bad`.
+#[allow(clippy::too_many_arguments)]
+fn convert_record(
+    text: Result<&[u8], FieldError>,
+    format: Format,
+    mapping: &providers::otel::Mapping,
+    width: usize,
+    rows: &mut UsageRows,
+    converted: &mut providers::Converted<providers::Row>,
+    line: u64,
+    parsed: &mut Parsed,
+) {
+    converted.clear();
+    let adapted = text.and_then(|text| {
+        let as_str = || {
+            std::str::from_utf8(text).map_err(|e| FieldError::record(format!("invalid JSON: {e}")))
+        };
+        match format {
+            Format::OtelGenai => providers::otel::usage_json(text, mapping, converted),
+            Format::OpenaiUsage => providers::openai::usage(as_str()?, converted),
+            Format::AnthropicUsage => providers::anthropic::usage(as_str()?, converted),
+            Format::Gemini => providers::gemini::usage(as_str()?, converted),
+            Format::Litellm => providers::litellm::usage(as_str()?, converted),
+            _ => {
+                let value = serde_json::from_slice::<serde_json::Value>(text)
+                    .map_err(|e| FieldError::record(format!("invalid JSON: {e}")))?;
+                parsed.rows_read += 1;
+                if let Err(e) = push_usage_object(rows, &value, width) {
+                    parsed.bad.push((line, e));
+                }
+                Ok(())
+            }
+        }
+    });
+    if let Err(e) = adapted {
+        parsed.rows_read += 1;
+        parsed.bad.push((line, e));
+        return;
+    }
+    parsed.rows_read += converted.len() as u64;
+    for row in converted.drain(..) {
+        if let Err(e) = row.and_then(|row| rows.push(&row.fields(width), String::new)) {
+            parsed.bad.push((line, e));
+        }
+    }
 }
 
 /// One JSON object whose keys are usage columns. A missing `event_id` is a stable hash of
@@ -622,7 +767,8 @@ fn read_litellm_csv(input: impl Read, context: &RecordContext<'_>, sink: &mut Si
             .map(|(name, cell)| (name.trim().to_string(), cell.into()))
             .collect();
         converted.clear();
-        let result = providers::litellm::usage(&serde_json::Value::Object(object), &mut converted);
+        let text = serde_json::Value::Object(object).to_string();
+        let result = providers::litellm::usage(&text, &mut converted);
         let pushed = result.and_then(|()| {
             converted
                 .drain(..)

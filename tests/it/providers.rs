@@ -275,6 +275,16 @@ fn hostile_input_is_an_error_not_a_crash() {
     // Deep nesting, invalid UTF-8, a wrong type and an absurd count.
     let deep = write(
         "deep.jsonl",
+        format!(
+            "{{\"modelVersion\":\"gemini-2.5-pro\",\"createTime\":\"2026-10-01T00:00:00Z\",\
+             \"usageMetadata\":{{\"promptTokenCount\":{}{}}}}}\n",
+            "[".repeat(50_000),
+            "]".repeat(50_000)
+        )
+        .as_bytes(),
+    );
+    let nested = write(
+        "nested.jsonl",
         format!("{}{}\n", "[".repeat(50_000), "]".repeat(50_000)).as_bytes(),
     );
     let mut utf8 = br#"{"usageMetadata":{"promptTokenCount":1},"modelVersion":"gemini-"#.to_vec();
@@ -294,6 +304,7 @@ fn hostile_input_is_an_error_not_a_crash() {
     let cases = [
         (&long, "longer than"),
         (&deep, "recursion limit"),
+        (&nested, "recursion limit"),
         (&utf8, "invalid JSON"),
         (&absurd, "promptTokenCount"),
         (&typed, "promptTokenCount"),
@@ -382,5 +393,72 @@ fn anthropic_buckets_are_priced_at_their_context_window_tier() {
         "tags,requests,list_cost\n\
          \"{\"\"context_window\"\":\"\"0-200k\"\"}\",0,4.500000000000\n\
          \"{\"\"context_window\"\":\"\"200k-1M\"\"}\",1,8.250000000000\n"
+    );
+}
+
+#[test]
+fn large_files_keep_file_order_across_parse_workers() {
+    // 20,000 LiteLLM records are several parse chunks; three bad ones land in different
+    // chunks. Without --skip-bad the first one stops the file; with it the rejects come in
+    // line order and every good record is stored once.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad_lines = [5u64, 9_000, 17_000];
+    let mut text = String::new();
+    for line in 1..=20_000u64 {
+        if bad_lines.contains(&line) {
+            text.push_str(&format!(
+                "{{\"request_id\":\"r{line}\",\"startTime\":\"2026-10-01T00:00:00Z\",\
+                 \"model\":\"gpt-4o-mini\",\"custom_llm_provider\":\"openai\",\
+                 \"prompt_tokens\":-{line},\"completion_tokens\":1}}\n"
+            ));
+        } else {
+            text.push_str(&format!(
+                "{{\"request_id\":\"r{line}\",\"startTime\":\"2026-10-01T00:00:00Z\",\
+                 \"model\":\"gpt-4o-mini\",\"custom_llm_provider\":\"openai\",\
+                 \"prompt_tokens\":{line},\"completion_tokens\":1}}\n"
+            ));
+        }
+    }
+    let input = dir.path().join("spendlogs.jsonl");
+    std::fs::write(&input, text).expect("write");
+    let data = dir.path().join("data");
+
+    let out = ingest_paths(&data, "litellm", std::slice::from_ref(&input), &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("spendlogs.jsonl:5: prompt_tokens"), "{err}");
+
+    let out = ingest_paths(
+        &data,
+        "litellm",
+        std::slice::from_ref(&input),
+        &["--skip-bad"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rejects =
+        std::fs::read_to_string(dir.path().join("spendlogs.jsonl.rejects")).expect("rejects");
+    let lines: Vec<u64> = rejects
+        .lines()
+        .map(|l| {
+            l.split("spendlogs.jsonl:")
+                .nth(1)
+                .and_then(|rest| rest.split(':').next())
+                .and_then(|n| n.parse().ok())
+                .expect("file:line in each reject")
+        })
+        .collect();
+    assert_eq!(lines, bad_lines);
+    // Sum of 1..=20000 minus the bad lines' numbers.
+    let expected: u64 = (1..=20_000u64).sum::<u64>() - bad_lines.iter().sum::<u64>();
+    assert_eq!(
+        sql_ok(
+            &data,
+            "SELECT count(*) AS n, sum(input_tokens) AS t FROM usage"
+        ),
+        format!("n,t\n19997,{expected}\n")
     );
 }

@@ -1,7 +1,7 @@
 //! Anthropic's Admin API reports: `GET /v1/organizations/usage_report/messages` and
 //! `GET /v1/organizations/cost_report` pages, `{data: [bucket], has_more, next_page}`.
 
-use serde_json::{Map, Value};
+use serde_json::Map;
 
 use super::{
     Col, Converted, CostRow, FieldError, Row, day_of, each_result, identity_id, service_tier,
@@ -15,7 +15,7 @@ use super::{
 /// `200k-1M` context-window bucket, where every request was over 200k prompt tokens: there it
 /// is 1 (there was at least one), so the whole bucket is priced at the long-context rate.
 /// Web searches and the context window go to `tags`.
-pub fn usage(record: &Value, out: &mut Converted<Row>) -> Result<(), FieldError> {
+pub fn usage(record: &str, out: &mut Converted<Row>) -> Result<(), FieldError> {
     each_result(
         record,
         |b| b.timestamp("starting_at"),
@@ -106,7 +106,7 @@ pub fn usage(record: &Value, out: &mut Converted<Row>) -> Result<(), FieldError>
 }
 
 /// One cost report page: `amount` is a decimal string in cents, stored in USD.
-pub fn costs(record: &Value, out: &mut Converted<CostRow>) -> Result<(), FieldError> {
+pub fn costs(record: &str, out: &mut Converted<CostRow>) -> Result<(), FieldError> {
     each_result(
         record,
         |b| b.timestamp("starting_at"),
@@ -116,9 +116,9 @@ pub fn costs(record: &Value, out: &mut Converted<CostRow>) -> Result<(), FieldEr
                 return Err(result.error("currency", format!("{currency:?} is not USD")));
             }
             let cents = result
-                .get("amount")
+                .value("amount")?
                 .ok_or_else(|| result.error("amount", "a value is required"))?;
-            let usd = super::amount(cents, 2).map_err(|e| result.error("amount", e))?;
+            let usd = super::amount(&cents, 2).map_err(|e| result.error("amount", e))?;
             let line_item = match (result.str("description")?, result.str("cost_type")?) {
                 (Some(d), _) if !d.is_empty() => d,
                 (_, cost_type) => {

@@ -31,26 +31,26 @@ const LABEL_COLUMNS: [(&str, Col); 8] = [
 ///
 /// `promptTokenCount` includes `cachedContentTokenCount`, so the uncached part is stored;
 /// `toolUsePromptTokenCount` is billed as input and `thoughtsTokenCount` as output.
-pub fn usage(record: &Value, out: &mut Converted<Row>) -> Result<(), FieldError> {
-    let entry = At::root(record)?;
+pub fn usage(record: &str, out: &mut Converted<Row>) -> Result<(), FieldError> {
+    let entry = At::parse(record)?;
     if entry.get("usageMetadata").is_some() {
-        return convert(record, &entry, &entry, out);
+        return convert(&entry, &entry, out);
     }
     for key in RESPONSE_KEYS {
-        match entry.get(key) {
-            Some(Value::Object(_)) => {
+        let Some(raw) = entry.get(key) else {
+            continue;
+        };
+        match raw.get().as_bytes().first() {
+            Some(b'{') => {
                 if let Some(inner) = entry.object(key)? {
-                    return convert(record, &entry, &inner, out);
+                    return convert(&entry, &inner, out);
                 }
             }
             // Request-response logs often keep the response as JSON text.
-            Some(Value::String(text)) => {
-                let parsed: Value = serde_json::from_str(text)
-                    .map_err(|e| entry.error(key, format!("invalid JSON: {e}")))?;
-                let Value::Object(map) = &parsed else {
-                    return Err(entry.error(key, "expected a JSON object"));
-                };
-                return convert(record, &entry, &At::nested(map, entry.path(key)), out);
+            Some(b'"') => {
+                let text = entry.required_str(key)?;
+                let inner = At::parse_at(&text, entry.path(key))?;
+                return convert(&entry, &inner, out);
             }
             _ => {}
         }
@@ -61,12 +61,7 @@ pub fn usage(record: &Value, out: &mut Converted<Row>) -> Result<(), FieldError>
     ))
 }
 
-fn convert(
-    record: &Value,
-    entry: &At<'_>,
-    response: &At<'_>,
-    out: &mut Converted<Row>,
-) -> Result<(), FieldError> {
+fn convert(entry: &At<'_>, response: &At<'_>, out: &mut Converted<Row>) -> Result<(), FieldError> {
     let meta = response
         .object("usageMetadata")?
         .ok_or_else(|| response.error("usageMetadata", "a value is required"))?;
@@ -94,7 +89,11 @@ fn convert(
     let event_id = match response.str("responseId")? {
         Some(id) if !id.is_empty() => id,
         // Keys are sorted (serde_json without preserve_order), so the text is canonical.
-        _ => identity_id("gemini", &[&record.to_string()]),
+        _ => {
+            let record: Value = serde_json::from_str(entry.text())
+                .map_err(|e| error("record", format!("invalid JSON: {e}")))?;
+            identity_id("gemini", &[&record.to_string()])
+        }
     };
     let mut row = Row::default();
     row.text(Col::EventId, event_id)
@@ -113,18 +112,22 @@ fn convert(
     }
     for holder in [entry, response] {
         if let Some(labels) = holder.object("labels")? {
-            for (key, value) in labels.map {
+            // Sorted and last-wins, as a JSON object map reads them.
+            let members: std::collections::BTreeMap<_, _> = labels.members().collect();
+            for (key, raw) in members {
+                let value: Value = serde_json::from_str(raw.get())
+                    .map_err(|e| labels.error(key, e.to_string()))?;
                 let text = match value {
-                    Value::String(s) => s.clone(),
+                    Value::String(s) => s,
                     Value::Null => continue,
                     other => other.to_string(),
                 };
-                match LABEL_COLUMNS.iter().find(|(k, _)| k == key) {
+                match LABEL_COLUMNS.iter().find(|(k, _)| *k == key) {
                     Some((_, col)) => {
                         row.text(*col, text);
                     }
                     None => {
-                        tags.insert(key.clone(), Value::String(text));
+                        tags.insert(key.to_owned(), Value::String(text));
                     }
                 }
             }

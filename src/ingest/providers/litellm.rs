@@ -1,8 +1,6 @@
 //! LiteLLM proxy `SpendLogs` exports, one row per request (JSON records, or CSV with the
 //! same column names where `metadata` and `request_tags` are JSON text).
 
-use std::borrow::Cow;
-
 use serde_json::{Map, Value};
 
 use super::{At, Col, Converted, FieldError, Row, canonical_provider, uncached};
@@ -23,8 +21,8 @@ const TAG_COLUMNS: [(&str, Col); 6] = [
 /// cache reads and writes (their counts are in `metadata.usage_object`), so the uncached part
 /// is stored. `spend` is the gateway's own cost (`reported_cost`). A LiteLLM cache hit never
 /// reached the provider, so it is stored with no tokens.
-pub fn usage(record: &Value, out: &mut Converted<Row>) -> Result<(), FieldError> {
-    let log = At::root(record)?;
+pub fn usage(record: &str, out: &mut Converted<Row>) -> Result<(), FieldError> {
+    let log = At::parse(record)?;
     let event_id = log.required_str("request_id")?;
     let ts = log.timestamp("startTime")?;
     let model = log.required_str("model")?;
@@ -35,12 +33,8 @@ pub fn usage(record: &Value, out: &mut Converted<Row>) -> Result<(), FieldError>
             None => return Err(log.error("custom_llm_provider", "a value is required")),
         },
     };
-    let metadata = json_value(&log, "metadata")?;
-    let metadata = match metadata.as_deref() {
-        None => None,
-        Some(Value::Object(m)) => Some(At::nested(m, log.path("metadata"))),
-        Some(_) => return Err(log.error("metadata", "expected an object")),
-    };
+    let mut metadata_text = None;
+    let metadata = embedded_object(&log, "metadata", &mut metadata_text)?;
     let usage_object = match &metadata {
         Some(m) => m.object("usage_object")?,
         None => None,
@@ -84,8 +78,8 @@ pub fn usage(record: &Value, out: &mut Converted<Row>) -> Result<(), FieldError>
             .tokens(Col::OutputTokens, log.count("completion_tokens")?)
             .tokens(Col::ReasoningTokens, reasoning);
     }
-    if let Some(spend) = log.get("spend") {
-        let usd = super::amount_text(spend, 0).map_err(|e| log.error("spend", e))?;
+    if let Some(spend) = log.value("spend")? {
+        let usd = super::amount_text(&spend, 0).map_err(|e| log.error("spend", e))?;
         row.text(Col::ReportedCost, usd);
     }
     if let Some(end) = log
@@ -128,8 +122,8 @@ pub fn usage(record: &Value, out: &mut Converted<Row>) -> Result<(), FieldError>
     )
     .opt_text(Col::Team, team.filter(|t| !t.is_empty()).as_deref());
     let mut tags = Map::new();
-    if let Some(request_tags) = json_value(&log, "request_tags")? {
-        let Value::Array(items) = request_tags.as_ref() else {
+    if let Some(request_tags) = json_field(&log, "request_tags")? {
+        let Value::Array(items) = &request_tags else {
             return Err(log.error("request_tags", "expected a list of tags"));
         };
         for tag in items.iter().filter_map(Value::as_str) {
@@ -141,7 +135,7 @@ pub fn usage(record: &Value, out: &mut Converted<Row>) -> Result<(), FieldError>
             }
         }
         if !items.is_empty() {
-            tags.insert("request_tags".into(), request_tags.into_owned());
+            tags.insert("request_tags".into(), request_tags.clone());
         }
     }
     for key in ["model_group", "call_type", "session_id"] {
@@ -157,14 +151,38 @@ pub fn usage(record: &Value, out: &mut Converted<Row>) -> Result<(), FieldError>
     Ok(())
 }
 
-/// A field that is JSON, or JSON text (as in the CSV export), borrowed when it can be.
-fn json_value<'a>(log: &At<'a>, key: &str) -> Result<Option<Cow<'a, Value>>, FieldError> {
-    match log.get(key) {
+/// A field holding a JSON object, or the JSON text of one (as in the CSV export); `holder`
+/// keeps decoded text alive for the returned object to borrow.
+fn embedded_object<'a: 'b, 'b>(
+    log: &At<'a>,
+    key: &str,
+    holder: &'b mut Option<String>,
+) -> Result<Option<At<'b>>, FieldError> {
+    let Some(raw) = log.get(key) else {
+        return Ok(None);
+    };
+    match raw.get().as_bytes().first() {
+        Some(b'{') => log.object(key),
+        Some(b'"') => {
+            let text = log.str(key)?.unwrap_or_default();
+            if text.trim().is_empty() {
+                return Ok(None);
+            }
+            let text = holder.insert(text);
+            At::parse_at(text, log.path(key)).map(Some)
+        }
+        _ => Err(log.error(key, "expected an object")),
+    }
+}
+
+/// A field that is JSON, or JSON text (as in the CSV export).
+fn json_field(log: &At<'_>, key: &str) -> Result<Option<Value>, FieldError> {
+    match log.value(key)? {
         None => Ok(None),
         Some(Value::String(text)) if text.trim().is_empty() => Ok(None),
-        Some(Value::String(text)) => serde_json::from_str(text)
-            .map(|v| Some(Cow::Owned(v)))
+        Some(Value::String(text)) => serde_json::from_str(&text)
+            .map(Some)
             .map_err(|e| log.error(key, format!("invalid JSON: {e}"))),
-        Some(other) => Ok(Some(Cow::Borrowed(other))),
+        Some(other) => Ok(Some(other)),
     }
 }

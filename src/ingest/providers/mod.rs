@@ -11,7 +11,11 @@ pub mod litellm;
 pub mod openai;
 pub mod otel;
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::{Map, Number, Value};
 
 use super::{Field, FieldError};
 
@@ -147,22 +151,88 @@ pub struct CostRow {
 pub type Converted<T> = Vec<Result<T, FieldError>>;
 
 /// A JSON object with the path that led to it, for error messages.
+///
+/// Values stay as their JSON text until an adapter asks for one: export records carry many
+/// fields an adapter never reads (prompts, metadata blobs), and building a `Value` tree for
+/// each record — a map node and a string per field — was most of the cost of ingest.
 #[derive(Clone)]
 pub struct At<'a> {
-    pub map: &'a Map<String, Value>,
+    fields: Vec<(Cow<'a, str>, &'a RawValue)>,
+    text: &'a str,
     path: String,
 }
 
+/// The members of a JSON object, borrowed from its text.
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for Visit<'a> {
+            type Value = Members<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Members<'a>, M::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+                    members.push((key, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
+/// An object key, borrowed unless it has escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for Visit<'a> {
+            type Value = Key<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(Visit(std::marker::PhantomData))
+    }
+}
+
+/// What a raw JSON value is, from its first byte.
+fn kind(raw: &RawValue) -> u8 {
+    raw.get().as_bytes().first().copied().unwrap_or(b'n')
+}
+
 impl<'a> At<'a> {
-    pub fn root(value: &'a Value) -> Result<At<'a>, FieldError> {
-        match value {
-            Value::Object(map) => Ok(At::nested(map, String::new())),
-            _ => Err(error("record", "expected a JSON object")),
+    /// A whole record.
+    pub fn parse(text: &'a str) -> Result<At<'a>, FieldError> {
+        At::parse_at(text, String::new()).map_err(|e| FieldError {
+            column: "record".into(),
+            ..e
+        })
+    }
+
+    /// An object found (as text) at `path`.
+    pub fn parse_at(text: &'a str, path: String) -> Result<At<'a>, FieldError> {
+        match serde_json::from_str::<Members<'a>>(text) {
+            Ok(Members(fields)) => Ok(At { fields, text, path }),
+            Err(e) if e.is_data() => Err(error(&path, "expected a JSON object")),
+            Err(e) => Err(error(&path, format!("invalid JSON: {e}"))),
         }
     }
 
-    pub fn nested(map: &'a Map<String, Value>, path: String) -> At<'a> {
-        At { map, path }
+    /// The object's JSON text.
+    pub fn text(&self) -> &'a str {
+        self.text
     }
 
     pub fn path(&self, key: &str) -> String {
@@ -177,37 +247,64 @@ impl<'a> At<'a> {
         error(&self.path(key), reason)
     }
 
-    pub fn get(&self, key: &str) -> Option<&'a Value> {
-        self.map.get(key).filter(|v| !v.is_null())
+    /// The raw value of `key`, `None` when absent or null (the last one wins if repeated,
+    /// as with `serde_json::Value`).
+    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.fields
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| *v)
+            .filter(|v| v.get() != "null")
+    }
+
+    /// The members, for objects whose keys are data (labels).
+    pub fn members(&self) -> impl Iterator<Item = (&str, &'a RawValue)> {
+        self.fields.iter().map(|(k, v)| (k.as_ref(), *v))
+    }
+
+    /// The value of `key` as a `Value`, for the few fields read whole.
+    pub fn value(&self, key: &str) -> Result<Option<Value>, FieldError> {
+        self.get(key)
+            .map(|raw| serde_json::from_str(raw.get()).map_err(|e| self.error(key, e.to_string())))
+            .transpose()
     }
 
     /// A nested object (`None` when absent or null).
     pub fn object(&self, key: &str) -> Result<Option<At<'a>>, FieldError> {
         match self.get(key) {
             None => Ok(None),
-            Some(Value::Object(map)) => Ok(Some(At::nested(map, self.path(key)))),
+            Some(raw) if kind(raw) == b'{' => At::parse_at(raw.get(), self.path(key)).map(Some),
             Some(_) => Err(self.error(key, "expected an object")),
         }
     }
 
-    /// An array (empty when absent or null).
-    pub fn array(&self, key: &str) -> Result<&'a [Value], FieldError> {
+    /// An array's elements (empty when absent or null).
+    pub fn array(&self, key: &str) -> Result<Vec<&'a RawValue>, FieldError> {
         match self.get(key) {
-            None => Ok(&[]),
-            Some(Value::Array(items)) => Ok(items),
+            None => Ok(Vec::new()),
+            Some(raw) if kind(raw) == b'[' => serde_json::from_str(raw.get())
+                .map_err(|e| self.error(key, format!("invalid JSON: {e}"))),
             Some(_) => Err(self.error(key, "expected an array")),
         }
     }
 
     /// A string (numbers and booleans are accepted as their text).
     pub fn str(&self, key: &str) -> Result<Option<String>, FieldError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
-            Some(_) => Err(self.error(key, "expected a string")),
-        }
+        let Some(raw) = self.get(key) else {
+            return Ok(None);
+        };
+        let parsed = match kind(raw) {
+            b'"' => serde_json::from_str::<String>(raw.get()).ok(),
+            b't' | b'f' => Some(raw.get().to_string()),
+            b'-' | b'0'..=b'9' => serde_json::from_str::<Number>(raw.get())
+                .ok()
+                .map(|n| n.to_string()),
+            _ => None,
+        };
+        parsed
+            .map(Some)
+            .ok_or_else(|| self.error(key, "expected a string"))
     }
 
     pub fn required_str(&self, key: &str) -> Result<String, FieldError> {
@@ -219,10 +316,21 @@ impl<'a> At<'a> {
     /// A token or request count: a non-negative integer (or its text) up to [`MAX_TOKENS`];
     /// 0 when absent.
     pub fn count(&self, key: &str) -> Result<u64, FieldError> {
-        match self.get(key) {
-            None => Ok(0),
-            Some(v) => count_value(v).map_err(|reason| self.error(key, reason)),
+        let Some(raw) = self.get(key) else {
+            return Ok(0);
+        };
+        let text = raw.get();
+        // Plain digits (nearly every count) skip building a Value.
+        if (1..=15).contains(&text.len())
+            && text.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(n) = text.parse::<u64>()
+            && n <= MAX_TOKENS
+        {
+            return Ok(n);
         }
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| self.error(key, e.to_string()))?;
+        count_value(&value).map_err(|reason| self.error(key, reason))
     }
 
     /// A count that must be present.
@@ -234,9 +342,9 @@ impl<'a> At<'a> {
     }
 
     pub fn bool(&self, key: &str) -> Result<bool, FieldError> {
-        match self.get(key) {
+        match self.value(key)? {
             None => Ok(false),
-            Some(Value::Bool(b)) => Ok(*b),
+            Some(Value::Bool(b)) => Ok(b),
             Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(true),
             Some(Value::String(s)) if s.eq_ignore_ascii_case("false") || s.is_empty() => Ok(false),
             Some(_) => Err(self.error(key, "expected true or false")),
@@ -246,9 +354,9 @@ impl<'a> At<'a> {
     /// Unix seconds (an integer, or its text) as microseconds.
     pub fn unix_seconds(&self, key: &str) -> Result<i64, FieldError> {
         let v = self
-            .get(key)
+            .value(key)?
             .ok_or_else(|| self.error(key, "a value is required"))?;
-        let secs = match v {
+        let secs = match &v {
             Value::Number(n) => n.as_i64(),
             Value::String(s) => s.trim().parse::<i64>().ok(),
             _ => None,
@@ -400,12 +508,12 @@ pub fn amount(v: &Value, shift: u32) -> Result<i128, String> {
 /// page (`{data: [{..., results: [...]}]}`, OpenAI's and Anthropic's shape), with paths
 /// like `data[1].results[0]` for errors. `start_of` reads a bucket's start time.
 pub fn each_result<T>(
-    record: &Value,
+    record: &str,
     start_of: impl Fn(&At<'_>) -> Result<i64, FieldError>,
     mut convert: impl FnMut(&At<'_>, &At<'_>, i64) -> Result<T, FieldError>,
     out: &mut Converted<T>,
 ) -> Result<(), FieldError> {
-    let page = At::root(record)?;
+    let page = At::parse(record)?;
     if let Some(object) = page.str("object")?
         && object != "page"
     {
@@ -416,15 +524,16 @@ pub fn each_result<T>(
     }
     for (b, bucket) in page.array("data")?.iter().enumerate() {
         let bucket_path = format!("data[{b}]");
-        let Value::Object(map) = bucket else {
-            return Err(error(&bucket_path, "expected a bucket object"));
+        let bucket = match kind(bucket) {
+            b'{' => At::parse_at(bucket.get(), bucket_path.clone())?,
+            _ => return Err(error(&bucket_path, "expected a bucket object")),
         };
-        let bucket = At::nested(map, bucket_path.clone());
         let start = start_of(&bucket)?;
         for (r, result) in bucket.array("results")?.iter().enumerate() {
             let path = format!("{bucket_path}.results[{r}]");
-            let converted = match result {
-                Value::Object(map) => convert(&bucket, &At::nested(map, path.clone()), start),
+            let converted = match kind(result) {
+                b'{' => At::parse_at(result.get(), path)
+                    .and_then(|result| convert(&bucket, &result, start)),
                 _ => Err(error(&path, "expected a result object")),
             };
             out.push(converted);

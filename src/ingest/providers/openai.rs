@@ -1,7 +1,7 @@
 //! OpenAI's organisation Usage and Costs APIs: `GET /v1/organization/usage/completions` and
 //! `GET /v1/organization/costs` pages, `{object: "page", data: [bucket], has_more, next_page}`.
 
-use serde_json::{Map, Value};
+use serde_json::Map;
 
 use super::{
     Col, Converted, CostRow, FieldError, Row, day_of, each_result, identity_id, service_tier,
@@ -13,7 +13,7 @@ use super::{
 /// `input_tokens` includes `input_cached_tokens`, so the uncached part is stored; a `batch`
 /// result is the batch tier. The event id hashes the bucket and its grouping (not the
 /// counts), so the same bucket exported twice is stored once.
-pub fn usage(record: &Value, out: &mut Converted<Row>) -> Result<(), FieldError> {
+pub fn usage(record: &str, out: &mut Converted<Row>) -> Result<(), FieldError> {
     each_result(
         record,
         |b| b.unix_seconds("start_time"),
@@ -83,7 +83,7 @@ pub fn usage(record: &Value, out: &mut Converted<Row>) -> Result<(), FieldError>
 }
 
 /// One costs page: a reported cost per day, project and line item, in USD.
-pub fn costs(record: &Value, out: &mut Converted<CostRow>) -> Result<(), FieldError> {
+pub fn costs(record: &str, out: &mut Converted<CostRow>) -> Result<(), FieldError> {
     each_result(
         record,
         |b| b.unix_seconds("start_time"),
@@ -96,9 +96,9 @@ pub fn costs(record: &Value, out: &mut Converted<CostRow>) -> Result<(), FieldEr
                 return Err(amount.error("currency", format!("{currency:?} is not USD")));
             }
             let value = amount
-                .get("value")
+                .value("value")?
                 .ok_or_else(|| amount.error("value", "a value is required"))?;
-            let usd = super::amount(value, 0).map_err(|e| amount.error("value", e))?;
+            let usd = super::amount(&value, 0).map_err(|e| amount.error("value", e))?;
             let project = result.str("project_id")?;
             let line_item = result.str("line_item")?.unwrap_or_else(|| "total".into());
             let day = day_of(start);
