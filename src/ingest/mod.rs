@@ -612,85 +612,88 @@ fn parse_chunk(
     context: &RecordContext<'_>,
     skip_bad: bool,
 ) -> Result<Parsed> {
-    let mut rows = UsageRows::new(context.ingested_at, context.source.to_string());
-    let width = rows.column_names().len();
-    let mut converted: providers::Converted<providers::Row> = Vec::new();
-    let mut parsed = Parsed {
-        seq: chunk.seq,
-        batches: Vec::new(),
-        rows_read: 0,
-        bad: Vec::new(),
+    let rows = UsageRows::new(context.ingested_at, context.source.to_string());
+    let mut parser = ChunkParser {
+        width: rows.column_names().len(),
+        rows,
+        converted: Vec::new(),
+        parsed: Parsed {
+            seq: chunk.seq,
+            batches: Vec::new(),
+            rows_read: 0,
+            bad: Vec::new(),
+        },
     };
     for (line, record) in chunk.records {
         let text = record
             .map(|range| &chunk.text[range])
             .map_err(FieldError::record);
-        convert_record(
-            text,
-            format,
-            mapping,
-            width,
-            &mut rows,
-            &mut converted,
-            line,
-            &mut parsed,
-        );
-        if !skip_bad && !parsed.bad.is_empty() {
+        parser.convert(line, text, format, mapping);
+        if !skip_bad && !parser.parsed.bad.is_empty() {
             break;
         }
-        if rows.len() >= BATCH_ROWS {
-            parsed.batches.push(rows.finish()?);
+        if parser.rows.len() >= BATCH_ROWS {
+            parser.parsed.batches.push(parser.rows.finish()?);
         }
     }
-    if !rows.is_empty() {
-        parsed.batches.push(rows.finish()?);
+    if !parser.rows.is_empty() {
+        parser.parsed.batches.push(parser.rows.finish()?);
     }
-    Ok(parsed)
+    Ok(parser.parsed)
 }
 
-/// One JSON record into `rows`; what was bad goes to `parsed.bad`.
-#[allow(clippy::too_many_arguments)]
-fn convert_record(
-    text: Result<&[u8], FieldError>,
-    format: Format,
-    mapping: &providers::otel::Mapping,
+/// A parse worker's state for one chunk.
+struct ChunkParser {
+    rows: UsageRows,
     width: usize,
-    rows: &mut UsageRows,
-    converted: &mut providers::Converted<providers::Row>,
-    line: u64,
-    parsed: &mut Parsed,
-) {
-    converted.clear();
-    let adapted = text.and_then(|text| {
-        let as_str = || {
-            std::str::from_utf8(text).map_err(|e| FieldError::record(format!("invalid JSON: {e}")))
-        };
-        match format {
-            Format::OtelGenai => providers::otel::usage_json(text, mapping, converted),
-            Format::OpenaiUsage => providers::openai::usage(as_str()?, converted),
-            Format::AnthropicUsage => providers::anthropic::usage(as_str()?, converted),
-            Format::Gemini => providers::gemini::usage(as_str()?, converted),
-            Format::Litellm => providers::litellm::usage(as_str()?, converted),
-            _ => {
-                let value = serde_json::from_slice::<serde_json::Value>(text)
-                    .map_err(|e| FieldError::record(format!("invalid JSON: {e}")))?;
-                parsed.rows_read += 1;
-                if let Err(e) = push_usage_object(rows, &value, width) {
-                    parsed.bad.push((line, e));
+    converted: providers::Converted<providers::Row>,
+    parsed: Parsed,
+}
+
+impl ChunkParser {
+    /// One JSON record into `rows`; what was bad goes to `parsed.bad`.
+    fn convert(
+        &mut self,
+        line: u64,
+        text: Result<&[u8], FieldError>,
+        format: Format,
+        mapping: &providers::otel::Mapping,
+    ) {
+        let converted = &mut self.converted;
+        converted.clear();
+        let adapted = text.and_then(|text| {
+            let as_str = || {
+                std::str::from_utf8(text)
+                    .map_err(|e| FieldError::record(format!("invalid JSON: {e}")))
+            };
+            match format {
+                Format::OtelGenai => providers::otel::usage_json(text, mapping, converted),
+                Format::OpenaiUsage => providers::openai::usage(as_str()?, converted),
+                Format::AnthropicUsage => providers::anthropic::usage(as_str()?, converted),
+                Format::Gemini => providers::gemini::usage(as_str()?, converted),
+                Format::Litellm => providers::litellm::usage(as_str()?, converted),
+                _ => {
+                    let value = serde_json::from_slice::<serde_json::Value>(text)
+                        .map_err(|e| FieldError::record(format!("invalid JSON: {e}")))?;
+                    self.parsed.rows_read += 1;
+                    if let Err(e) = push_usage_object(&mut self.rows, &value, self.width) {
+                        self.parsed.bad.push((line, e));
+                    }
+                    Ok(())
                 }
-                Ok(())
             }
+        });
+        if let Err(e) = adapted {
+            self.parsed.rows_read += 1;
+            self.parsed.bad.push((line, e));
+            return;
         }
-    });
-    if let Err(e) = adapted {
-        parsed.rows_read += 1;
-        parsed.bad.push((line, e));
-        return;
-    }
-    parsed.rows_read += converted.len() as u64;
-    for row in converted.drain(..) {
-        if let Err(e) = row.and_then(|row| rows.push(&row.fields(width), String::new)) {
-            parsed.bad.push((line, e));
+        self.parsed.rows_read += self.converted.len() as u64;
+        for row in self.converted.drain(..) {
+            let pushed = row.and_then(|row| self.rows.push(&row.fields(self.width), String::new));
+            if let Err(e) = pushed {
+                self.parsed.bad.push((line, e));
+            }
         }
     }
 }
