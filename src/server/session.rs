@@ -194,6 +194,10 @@ enum Kind {
         name: String,
     },
     DiscardAll,
+    /// `COPY ... FROM STDIN` / `TO STDOUT` prepared with the extended protocol.
+    Copy {
+        sql: String,
+    },
     Sql {
         statement: Box<DFStatement>,
         described: Option<Arc<Described>>,
@@ -311,10 +315,10 @@ impl Session {
     /// result before the next statement starts (so `INSERT …; SELECT …` sees
     /// the insert). The first error aborts the rest, as in PostgreSQL.
     /// `COPY (query) TO STDOUT`: CopyOutResponse, one CopyData per row as the batches
-    /// stream, CopyDone, then `COPY n`.
-    async fn copy_out<C>(&self, client: &mut C, copy: CopyOut) -> PgWireResult<()>
+    /// stream, CopyDone; returns the rows sent, for the `COPY n` that follows.
+    async fn copy_out<C>(&self, client: &mut C, copy: CopyOut) -> PgWireResult<usize>
     where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
@@ -352,7 +356,42 @@ impl Session {
         client
             .feed(PgWireBackendMessage::CopyDone(CopyDone::new()))
             .await?;
-        send_execution_response(client, Tag::new("COPY").with_rows(rows)).await
+        Ok(rows)
+    }
+
+    /// `COPY ... FROM STDIN` or `COPY ... TO STDOUT` sent with the extended protocol
+    /// (tokio-postgres `copy_in` / `copy_out`). COPY FROM answers CopyInResponse here; the
+    /// data then reaches the [`CopyHandler`] as with the simple protocol.
+    async fn execute_copy<C>(&self, client: &mut C, sql: &str) -> PgWireResult<Response>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let Some(copy) = CopyIn::parse(sql) {
+            let copy = self.start_copy_in(copy?)?;
+            return Ok(Response::CopyIn(CopyResponse::new(
+                0,
+                copy,
+                futures::stream::empty(),
+            )));
+        }
+        match CopyOut::parse(sql) {
+            Some(copy) => {
+                let rows = self.copy_out(client, copy?).await?;
+                Ok(Response::Execution(Tag::new("COPY").with_rows(rows)))
+            }
+            None => Err(pg_error(SYNTAX_ERROR, "not a COPY statement")),
+        }
+    }
+
+    /// Check the role may load the table, then wait for the data; returns the column count
+    /// for the CopyInResponse.
+    fn start_copy_in(&self, copy: CopyIn) -> PgWireResult<usize> {
+        privileges::check_copy_into(copy.table(), self.role()?).map_err(privilege_error)?;
+        let columns = copy.column_count();
+        *self.copy_in() = Some(copy);
+        Ok(columns)
     }
 
     async fn run_simple<C>(
@@ -449,6 +488,7 @@ impl Session {
                 })))
             }
             Kind::Show { name } => self.show(name, format),
+            Kind::Copy { sql } => self.execute_copy(client, sql).await,
             Kind::Sql {
                 statement,
                 described,
@@ -884,10 +924,7 @@ impl SimpleQueryHandler for Session {
         if let Some(copy) = CopyIn::parse(&query.query) {
             // The data follows in CopyData messages; pgwire routes them to the CopyHandler
             // below, which answers `COPY n` and ReadyForQuery.
-            let copy = copy?;
-            privileges::check_copy_into(copy.table(), self.role()?).map_err(privilege_error)?;
-            let columns = copy.column_count();
-            *self.copy_in() = Some(copy);
+            let columns = self.start_copy_in(copy?)?;
             send_copy_in_response(
                 client,
                 CopyResponse::new(0, columns, futures::stream::empty()),
@@ -902,7 +939,10 @@ impl SimpleQueryHandler for Session {
         let result = tokio::select! {
             r = async {
                 match CopyOut::parse(&query.query) {
-                    Some(copy) => self.copy_out(client, copy?).await,
+                    Some(copy) => {
+                        let rows = self.copy_out(client, copy?).await?;
+                        send_execution_response(client, Tag::new("COPY").with_rows(rows)).await
+                    }
                     None => self.run_simple(client, &query.query, &mut status).await,
                 }
             } => r,
@@ -1005,20 +1045,10 @@ pub struct Parser {
     max_query_bytes: usize,
 }
 
-#[async_trait]
-impl QueryParser for Parser {
-    type Statement = Prepared;
-
-    async fn parse_sql<C>(
-        &self,
-        _client: &C,
-        sql: &str,
-        _types: &[Option<Type>],
-    ) -> PgWireResult<Option<Prepared>>
-    where
-        C: ClientInfo + Unpin + Send + Sync,
-    {
-        check_length(sql, self.max_query_bytes)?;
+impl Parser {
+    /// One SQL statement: session statements are answered locally, the rest is planned now
+    /// so Describe can report parameter and result types.
+    async fn parse_statement(&self, sql: &str) -> PgWireResult<Option<Prepared>> {
         let mut statements = parse_sql(sql)?;
         if statements.len() > 1 {
             return Err(pg_error(
@@ -1046,6 +1076,37 @@ impl QueryParser for Parser {
             other => other,
         };
         Ok(Some(Prepared { kind }))
+    }
+}
+
+#[async_trait]
+impl QueryParser for Parser {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        check_length(sql, self.max_query_bytes)?;
+        // DataFusion's parser knows neither COPY FROM STDIN nor TO STDOUT.
+        let copy_error = match (CopyIn::parse(sql), CopyOut::parse(sql)) {
+            (Some(Err(e)), _) | (_, Some(Err(e))) => Some(e),
+            (Some(Ok(_)), _) | (_, Some(Ok(_))) => None,
+            (None, None) => return self.parse_statement(sql).await,
+        };
+        match copy_error {
+            Some(e) => Err(e),
+            None => Ok(Some(Prepared {
+                kind: Kind::Copy {
+                    sql: sql.to_owned(),
+                },
+            })),
+        }
     }
 
     fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {

@@ -84,3 +84,56 @@ fn a_bad_copy_row_fails_the_statement_with_a_sqlstate_and_stores_nothing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 1: missing data for a column"), "{err}");
 }
+
+#[tokio::test]
+async fn tokio_postgres_copies_in_and_out_over_the_extended_protocol() {
+    use futures::{SinkExt, TryStreamExt};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let client = server.connect().await;
+    let copy_in = "COPY usage (event_id, ts, provider, model, input_tokens, output_tokens) \
+                   FROM STDIN WITH (FORMAT csv)";
+    let data = "x1,2026-10-01T10:00:00Z,openai,gpt-4o-mini,1000,10\n\
+                x2,2026-10-01T11:00:00Z,openai,gpt-4o-mini,2000,20\n";
+    for expected in [2, 0] {
+        let sink = client
+            .copy_in(copy_in)
+            .await
+            .expect("COPY FROM STDIN starts");
+        futures::pin_mut!(sink);
+        sink.send(bytes::Bytes::from(data))
+            .await
+            .expect("send data");
+        assert_eq!(sink.finish().await.expect("COPY completes"), expected);
+    }
+    // A row with a missing value fails the statement, stores nothing, and the connection
+    // stays usable.
+    let sink = client.copy_in(copy_in).await.expect("COPY starts");
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from("x3,2026-10-01T12:00:00Z,openai\n"))
+        .await
+        .expect("send");
+    let err = sink.finish().await.expect_err("short row");
+    assert_eq!(err.code().map(|c| c.code()), Some("22P04"), "{err}");
+
+    let out = client
+        .copy_out(
+            "COPY (SELECT event_id, input_tokens FROM usage ORDER BY event_id) \
+             TO STDOUT WITH (FORMAT csv, HEADER)",
+        )
+        .await
+        .expect("COPY TO STDOUT");
+    let chunks: Vec<bytes::Bytes> = out.try_collect().await.expect("copy data");
+    let text: Vec<u8> = chunks.concat();
+    assert_eq!(
+        String::from_utf8(text).expect("utf8"),
+        "event_id,input_tokens\nx1,1000\nx2,2000\n"
+    );
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM usage", &[])
+        .await
+        .expect("usable after the failed COPY")
+        .get(0);
+    assert_eq!(n, 2);
+}
