@@ -252,10 +252,16 @@ impl Engine {
                 Arc::new(ConfigTableProvider(Arc::clone(table))),
             )?;
         }
-        let catalog = MemoryCatalogProvider::new();
+        let catalog: Arc<dyn CatalogProvider> = Arc::new(MemoryCatalogProvider::new());
         catalog.register_schema(SCHEMA, Arc::new(schema))?;
+        catalog.register_schema(
+            crate::pgcompat::PG_CATALOG,
+            Arc::new(crate::pgcompat::catalog::PgCatalog::new(Arc::downgrade(
+                &catalog,
+            ))),
+        )?;
         let catalogs = MemoryCatalogProviderList::new();
-        catalogs.register_catalog(DATABASE.to_string(), Arc::new(catalog));
+        catalogs.register_catalog(DATABASE.to_string(), catalog);
 
         let table = |name: &str| {
             storage
@@ -371,6 +377,7 @@ impl Engine {
             .with_default_features()
             .build();
         let ctx = SessionContext::new_with_state(state);
+        crate::pgcompat::functions::register(&ctx);
         spendql_udfs::register_all_with_sources(
             &ctx,
             Arc::clone(&self.inner.prices),

@@ -29,6 +29,7 @@ pub mod error;
 pub mod ingest;
 pub mod otlp;
 pub mod output;
+pub mod pgcompat;
 pub mod pricing;
 pub mod schema;
 pub mod server;

@@ -41,7 +41,7 @@ const MICROS_PER_SEC: i64 = 1_000_000;
 const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SEC;
 
 /// The PostgreSQL type a column of `dt` is described as.
-pub fn pg_type(dt: &DataType) -> Type {
+pub(crate) fn pg_type(dt: &DataType) -> Type {
     match dt {
         DataType::Boolean => Type::BOOL,
         DataType::Int8 | DataType::Int16 | DataType::UInt8 => Type::INT2,

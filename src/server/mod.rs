@@ -7,7 +7,7 @@
 //! this module decides what each message means for DataFusion.
 
 mod copy;
-mod encode;
+pub(crate) mod encode;
 mod params;
 mod session;
 pub mod sqlstate;
@@ -37,6 +37,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::Engine;
+pub use session::SERVER_VERSION;
 use session::{Reject, Session};
 pub use tls::Tls;
 

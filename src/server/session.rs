@@ -68,6 +68,7 @@ use super::{Shared, df_error, fatal_error, pg_error};
 use crate::auth::Role;
 use crate::auth::privileges::{self, PrivilegeError};
 use crate::auth::users::Users;
+use crate::pgcompat;
 
 /// The only database name clients may connect to.
 pub const DATABASE: &str = "spendql";
@@ -232,7 +233,8 @@ pub struct Session {
     shared: Arc<Shared>,
     ctx: SessionContext,
     parser: Arc<Parser>,
-    vars: Mutex<Vars>,
+    /// Shared with the session's `current_setting()`.
+    vars: Arc<Mutex<Vars>>,
     /// The `COPY ... FROM STDIN` receiving data, if one is.
     copy_in: Mutex<Option<CopyIn>>,
     /// Set once authentication succeeds; queries run with its privileges.
@@ -267,7 +269,7 @@ impl Session {
             shared,
             ctx,
             parser,
-            vars: Mutex::new(Vars::default()),
+            vars: Arc::new(Mutex::new(Vars::default())),
             copy_in: Mutex::new(None),
             role: OnceLock::new(),
             scram: Mutex::new(None),
@@ -871,6 +873,12 @@ impl Session {
         let _ = self.role.set(role);
 
         let (pid, secret) = self.shared.pids.generate(&*client);
+        let vars = Arc::clone(&self.vars);
+        let setting = move |name: &str| {
+            let vars = vars.lock().unwrap_or_else(|p| p.into_inner());
+            vars.get(name).map(|(_, value)| value.to_owned())
+        };
+        pgcompat::functions::register_session(&self.ctx, user, pid, Arc::new(setting));
         client.set_pid_and_secret_key(pid, secret.clone());
         let (handle, guard) = self.shared.cancels.register(pid, secret);
         client
@@ -1276,8 +1284,9 @@ fn check_length(sql: &str, max: usize) -> PgWireResult<()> {
     }
 }
 
-/// Splits a query string into statements with the PostgreSQL dialect.
-/// Comment-only and `;`-only strings give no statements.
+/// Splits a query string into statements with the PostgreSQL dialect, with PostgreSQL-only
+/// syntax rewritten for DataFusion ([`pgcompat::rewrite`]). Comment-only and `;`-only
+/// strings give no statements.
 fn parse_sql(sql: &str) -> PgWireResult<Vec<DFStatement>> {
     let dialect = PostgreSqlDialect {};
     let statements = DFParserBuilder::new(sql)
@@ -1285,7 +1294,15 @@ fn parse_sql(sql: &str) -> PgWireResult<Vec<DFStatement>> {
         .build()
         .and_then(|mut p| p.parse_statements())
         .map_err(df_error)?;
-    Ok(statements.into_iter().collect())
+    Ok(statements
+        .into_iter()
+        .map(|mut statement| {
+            if let DFStatement::Statement(inner) = &mut statement {
+                pgcompat::rewrite::rewrite(inner);
+            }
+            statement
+        })
+        .collect())
 }
 
 fn object_name(name: &ObjectName) -> String {

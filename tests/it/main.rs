@@ -1,6 +1,7 @@
 //! Integration tests: they drive the real `spendql` binary and the real wire protocol.
 
 mod auth;
+mod catalog;
 mod cli;
 mod common;
 mod copy;

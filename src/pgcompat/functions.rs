@@ -1,0 +1,289 @@
+//! PostgreSQL's server-identity and catalog functions, as the clients call them.
+//!
+//! They are shims, not analytics: each is one [`Shim`] (a name, a return type and a plain
+//! function of its arguments) rather than a `udfs/` crate entry, because they only make
+//! sense behind the wire endpoint and most answer a constant. Every one is also registered
+//! under its `pg_catalog.` name.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, Int64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Int64Type};
+use datafusion::common::{Result, ScalarValue, exec_err};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
+};
+use datafusion::prelude::SessionContext;
+
+use super::{OWNER, PG_CATALOG};
+
+/// A connection's value of a setting (lower-case name), `None` if there is no such setting.
+pub type Setting = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// What a shim computes from its arguments.
+type Eval = Arc<dyn Fn(&[ColumnarValue], usize) -> Result<ColumnarValue> + Send + Sync>;
+
+/// A PostgreSQL function DataFusion lacks.
+struct Shim {
+    name: &'static str,
+    aliases: Vec<String>,
+    signature: Signature,
+    returns: DataType,
+    eval: Eval,
+}
+
+impl std::fmt::Debug for Shim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shim").field("name", &self.name).finish()
+    }
+}
+
+impl PartialEq for Shim {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Shim {}
+
+impl std::hash::Hash for Shim {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for Shim {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn aliases(&self) -> &[String] {
+        &self.aliases
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(self.returns.clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        (self.eval)(&args.args, args.number_rows)
+    }
+}
+
+/// Any arguments, or none: these functions ignore what they do not need.
+fn any_args() -> Signature {
+    Signature::one_of(
+        vec![TypeSignature::Nullary, TypeSignature::VariadicAny],
+        Volatility::Stable,
+    )
+}
+
+fn shim(name: &'static str, returns: DataType, eval: Eval) -> ScalarUDF {
+    ScalarUDF::new_from_impl(Shim {
+        name,
+        aliases: vec![format!("{PG_CATALOG}.{name}")],
+        signature: any_args(),
+        returns,
+        eval,
+    })
+}
+
+fn constant(name: &'static str, value: ScalarValue) -> ScalarUDF {
+    let returns = value.data_type();
+    shim(
+        name,
+        returns,
+        Arc::new(move |_, _| Ok(ColumnarValue::Scalar(value.clone()))),
+    )
+}
+
+fn text(value: &str) -> ScalarValue {
+    ScalarValue::Utf8(Some(value.to_owned()))
+}
+
+/// `version()` as PostgreSQL words it, so drivers that parse it (SQLAlchemy) accept it.
+pub fn version_string() -> String {
+    format!(
+        "PostgreSQL {} (SpendQL {}) on {}-linux, compiled by rustc, 64-bit",
+        crate::server::SERVER_VERSION,
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH
+    )
+}
+
+/// The functions that are the same in every session.
+pub fn register(ctx: &SessionContext) {
+    let truth = ScalarValue::Boolean(Some(true));
+    let null_text = ScalarValue::Utf8(None);
+    let udfs = [
+        constant("version", text(&version_string())),
+        constant("current_database", text(crate::engine::DATABASE)),
+        constant("current_catalog", text(crate::engine::DATABASE)),
+        constant("current_schema", text(crate::engine::SCHEMA)),
+        constant("pg_get_userbyid", text(OWNER)),
+        constant("pg_encoding_to_char", text("UTF8")),
+        constant("pg_table_is_visible", truth.clone()),
+        constant("pg_type_is_visible", truth.clone()),
+        constant(
+            "pg_relation_is_publishable",
+            ScalarValue::Boolean(Some(false)),
+        ),
+        constant("pg_function_is_visible", truth.clone()),
+        constant("has_table_privilege", truth.clone()),
+        constant("has_schema_privilege", truth.clone()),
+        constant("has_database_privilege", truth.clone()),
+        constant("has_column_privilege", truth.clone()),
+        constant("has_any_column_privilege", truth),
+        constant("pg_get_expr", null_text.clone()),
+        constant("pg_get_indexdef", null_text.clone()),
+        constant("pg_get_constraintdef", null_text.clone()),
+        constant("pg_get_function_result", null_text.clone()),
+        constant("pg_get_function_arguments", null_text.clone()),
+        constant("obj_description", null_text.clone()),
+        constant("col_description", null_text.clone()),
+        constant("shobj_description", null_text),
+        shim(
+            "current_schemas",
+            DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
+            Arc::new(current_schemas),
+        ),
+        shim("format_type", DataType::Utf8, Arc::new(format_type)),
+        // Sizes are not tracked per relation: unknown, so `\dt+` shows no size.
+        constant("pg_table_size", ScalarValue::Int64(None)),
+        constant("pg_relation_size", ScalarValue::Int64(None)),
+        constant("pg_total_relation_size", ScalarValue::Int64(None)),
+        shim("pg_size_pretty", DataType::Utf8, Arc::new(size_pretty)),
+    ];
+    for udf in udfs {
+        ctx.register_udf(udf);
+    }
+}
+
+/// The functions that answer for one connection: its user, its backend id and its settings
+/// (`setting(name)` is the connection's value of a variable, `None` if there is none).
+pub fn register_session(ctx: &SessionContext, user: &str, backend_pid: i32, setting: Setting) {
+    for name in ["current_user", "session_user", "current_role", "user"] {
+        ctx.register_udf(constant(name, text(user)));
+    }
+    ctx.register_udf(constant(
+        "pg_backend_pid",
+        ScalarValue::Int32(Some(backend_pid)),
+    ));
+    ctx.register_udf(shim(
+        "current_setting",
+        DataType::Utf8,
+        Arc::new(move |args, rows| current_setting(args, rows, setting.as_ref())),
+    ));
+}
+
+/// `current_setting(name [, missing_ok])`.
+fn current_setting(
+    args: &[ColumnarValue],
+    rows: usize,
+    setting: &(dyn Fn(&str) -> Option<String> + Send + Sync),
+) -> Result<ColumnarValue> {
+    let Some(name) = args.first() else {
+        return exec_err!("current_setting(name) needs the setting's name");
+    };
+    let missing_ok = match args.get(1) {
+        Some(ColumnarValue::Scalar(ScalarValue::Boolean(Some(b)))) => *b,
+        _ => false,
+    };
+    let names = name.to_array(rows)?;
+    let names = arrow::compute::cast(&names, &DataType::Utf8)?;
+    let mut out = Vec::with_capacity(names.len());
+    for name in names.as_string::<i32>() {
+        out.push(match name {
+            None => None,
+            Some(name) => match setting(&name.to_ascii_lowercase()) {
+                Some(value) => Some(value),
+                None if missing_ok => None,
+                None => return exec_err!("unrecognized configuration parameter \"{name}\""),
+            },
+        });
+    }
+    let array = StringArray::from(out);
+    Ok(match name {
+        ColumnarValue::Scalar(_) => ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?),
+        ColumnarValue::Array(_) => ColumnarValue::Array(Arc::new(array)),
+    })
+}
+
+/// `pg_size_pretty(bytes)`, PostgreSQL's units (bytes, kB, MB, GB, TB; 1024 apart).
+fn size_pretty(args: &[ColumnarValue], rows: usize) -> Result<ColumnarValue> {
+    let Some(bytes) = args.first() else {
+        return exec_err!("pg_size_pretty(bytes) needs a size");
+    };
+    let scalar = matches!(bytes, ColumnarValue::Scalar(_));
+    let sizes = arrow::compute::cast(&bytes.to_array(rows)?, &DataType::Int64)?;
+    let sizes = sizes.as_primitive::<Int64Type>();
+    let texts: StringArray = sizes
+        .iter()
+        .map(|size| {
+            size.map(|mut n| {
+                for unit in ["bytes", "kB", "MB", "GB"] {
+                    if n.abs() < 10 * 1024 {
+                        return format!("{n} {unit}");
+                    }
+                    n = (n + 512) / 1024;
+                }
+                format!("{n} TB")
+            })
+        })
+        .collect();
+    Ok(if scalar {
+        ColumnarValue::Scalar(ScalarValue::try_from_array(&texts, 0)?)
+    } else {
+        ColumnarValue::Array(Arc::new(texts))
+    })
+}
+
+/// `current_schemas(include_implicit)`: the search path.
+fn current_schemas(args: &[ColumnarValue], _rows: usize) -> Result<ColumnarValue> {
+    let implicit = matches!(
+        args.first(),
+        Some(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))
+    );
+    let mut names = Vec::new();
+    if implicit {
+        names.push(text(PG_CATALOG));
+    }
+    names.push(text(crate::engine::SCHEMA));
+    Ok(ColumnarValue::Scalar(ScalarValue::List(
+        ScalarValue::new_list_nullable(&names, &DataType::Utf8),
+    )))
+}
+
+/// `format_type(type_oid, typmod)`.
+fn format_type(args: &[ColumnarValue], rows: usize) -> Result<ColumnarValue> {
+    let Some(oid) = args.first() else {
+        return exec_err!("format_type(type_oid, typmod) needs a type");
+    };
+    let scalar = matches!(oid, ColumnarValue::Scalar(_));
+    let oids = arrow::compute::cast(&oid.to_array(rows)?, &DataType::Int64)?;
+    let oids = oids.as_primitive::<Int64Type>();
+    let typmods = match args.get(1) {
+        Some(m) => arrow::compute::cast(&m.to_array(rows)?, &DataType::Int64)?,
+        None => Arc::new(Int64Array::new_null(oids.len())),
+    };
+    let typmods = typmods.as_primitive::<Int64Type>();
+    let names: StringArray = (0..oids.len())
+        .map(|i| {
+            if oids.is_null(i) {
+                return None;
+            }
+            let typmod = (!typmods.is_null(i)).then(|| typmods.value(i));
+            Some(super::format_type(oids.value(i), typmod).unwrap_or_else(|| "???".to_owned()))
+        })
+        .collect();
+    Ok(if scalar {
+        ColumnarValue::Scalar(ScalarValue::try_from_array(&names, 0)?)
+    } else {
+        ColumnarValue::Array(Arc::new(names))
+    })
+}

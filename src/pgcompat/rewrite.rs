@@ -1,0 +1,366 @@
+//! PostgreSQL-only syntax rewritten into what DataFusion plans, on the parsed statement:
+//!
+//! - `pg_catalog.f(...)` → `f(...)` (DataFusion has no function schemas);
+//! - `a OPERATOR(pg_catalog.~) b` → `a ~ b` (psql's `\d NAME`);
+//! - `expr COLLATE name` → `expr` (one collation: byte order);
+//! - `'name'::regclass` → the relation's id; `x::regclass`, `x::oid` → `x` as BIGINT;
+//!   `x::regtype` → `format_type(x, NULL)`; `pg_catalog.text` and friends → DataFusion types;
+//! - unqualified `pg_class`, `pg_type`, ... → `pg_catalog.pg_class` (on PostgreSQL's search
+//!   path implicitly).
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    ArrayElemTypeDef, BinaryOperator, CastKind, DataType, Expr, Function, FunctionArgumentList,
+    FunctionArguments, GroupByExpr, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem,
+    SetExpr, Statement, TableFactor, Value, ValueWithSpan, VisitMut, VisitorMut,
+    visit_expressions_mut, visit_relations_mut,
+};
+
+use super::{PG_CATALOG, relation_oid};
+
+/// Rewrite one statement in place.
+pub fn rewrite(statement: &mut Statement) {
+    let _ = visit_relations_mut(statement, |name: &mut ObjectName| {
+        if let [ObjectNamePart::Identifier(table)] = name.0.as_slice()
+            && table.quote_style.is_none()
+            && is_catalog_table(&table.value)
+        {
+            name.0
+                .insert(0, ObjectNamePart::Identifier(Ident::new(PG_CATALOG)));
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    let _ = VisitMut::visit(statement, &mut EmptyCatalogSelects);
+    let _ = visit_expressions_mut(statement, |expr: &mut Expr| {
+        rewrite_expr(expr);
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+fn is_catalog_table(name: &str) -> bool {
+    name.starts_with("pg_") && super::catalog::is_table(name)
+}
+
+fn rewrite_expr(expr: &mut Expr) {
+    match expr {
+        Expr::Function(function) => {
+            strip_pg_catalog(&mut function.name);
+            if is_catalog_array_subquery(function) {
+                *expr = cast_to(
+                    Expr::value(Value::Null),
+                    DataType::Array(ArrayElemTypeDef::SquareBracket(
+                        Box::new(DataType::Text),
+                        None,
+                    )),
+                );
+            }
+        }
+        Expr::Collate { expr: inner, .. } => {
+            let inner = std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
+            *expr = inner;
+        }
+        Expr::BinaryOp { op, .. } => {
+            if let BinaryOperator::PGCustomBinaryOperator(parts) = op
+                && let Some(plain) = parts.last().and_then(|symbol| operator(symbol))
+            {
+                *op = plain;
+            }
+        }
+        Expr::Subquery(query) => {
+            if reads_an_empty_catalog_table(query) {
+                *expr = Expr::value(Value::Null);
+            } else {
+                aggregate_catalog_lookup(query);
+            }
+        }
+        Expr::Cast {
+            expr: inner,
+            data_type,
+            ..
+        } => {
+            if let Some(replacement) = cast(inner, data_type) {
+                *expr = replacement;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A SELECT over a catalog table that never has rows (psql's `\d` asks for policies,
+/// publications, inherited tables, ...) returns nothing whatever it computes, so its
+/// values become NULLs: the columns stay, and functions DataFusion lacks (`array(SELECT
+/// ...)`, `pg_get_statisticsobjdef_columns`) are never planned.
+struct EmptyCatalogSelects;
+
+impl VisitorMut for EmptyCatalogSelects {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        if nullify_empty_selects(query.body.as_mut()) && matches!(*query.body, SetExpr::Select(_)) {
+            query.order_by = None;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// [`EmptyCatalogSelects`] on a query body, through UNION branches; true if it changed the
+/// body's only SELECT.
+fn nullify_empty_selects(body: &mut SetExpr) -> bool {
+    let select = match body {
+        SetExpr::Select(select) => select,
+        SetExpr::SetOperation { left, right, .. } => {
+            nullify_empty_selects(left);
+            nullify_empty_selects(right);
+            return false;
+        }
+        _ => return false,
+    };
+    if !select_reads_an_empty_catalog_table(select) {
+        return false;
+    }
+    for (i, item) in select.projection.iter_mut().enumerate() {
+        let alias = match item {
+            SelectItem::ExprWithAlias { alias, .. } => alias.clone(),
+            SelectItem::UnnamedExpr(Expr::Identifier(name)) => name.clone(),
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => parts
+                .last()
+                .cloned()
+                .unwrap_or_else(|| Ident::new(format!("c{}", i + 1))),
+            _ => Ident::new(format!("c{}", i + 1)),
+        };
+        *item = SelectItem::ExprWithAlias {
+            expr: Expr::value(Value::Null),
+            alias,
+        };
+    }
+    select.selection = Some(Expr::value(Value::Boolean(false)));
+    select.group_by = GroupByExpr::Expressions(Vec::new(), Vec::new());
+    select.having = None;
+    true
+}
+
+/// `array(SELECT ... FROM pg_catalog....)`: psql collects option lists this way (`\d+`).
+/// SpendQL's catalog objects have no options, so the list is NULL.
+fn is_catalog_array_subquery(function: &Function) -> bool {
+    let FunctionArguments::Subquery(query) = &function.args else {
+        return false;
+    };
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return false;
+    };
+    function.name.to_string().eq_ignore_ascii_case("array")
+        && select.from.iter().any(|from| {
+            matches!(&from.relation, TableFactor::Table { name, .. }
+                if matches!(name.0.first(), Some(ObjectNamePart::Identifier(schema))
+                    if schema.value == PG_CATALOG))
+        })
+}
+
+/// A scalar subquery whose FROM list has a catalog table that never has rows (psql's `\d`
+/// asks `pg_attrdef` for defaults and `pg_collation` for collations) is NULL, as it would
+/// be on PostgreSQL; DataFusion could not plan most of these correlated lookups anyway.
+fn reads_an_empty_catalog_table(query: &Query) -> bool {
+    match query.body.as_ref() {
+        SetExpr::Select(select) => select_reads_an_empty_catalog_table(select),
+        _ => false,
+    }
+}
+
+fn select_reads_an_empty_catalog_table(select: &Select) -> bool {
+    select.from.iter().any(|from| {
+        matches!(&from.relation, TableFactor::Table { name, .. }
+            if matches!(name.0.as_slice(), [ObjectNamePart::Identifier(schema), ObjectNamePart::Identifier(table)]
+                if schema.value == PG_CATALOG && super::catalog::always_empty(&table.value)))
+    })
+}
+
+/// A scalar subquery that looks one value up in `pg_catalog` (`(SELECT pg_get_expr(...)
+/// FROM pg_attrdef d WHERE d.adrelid = a.attrelid ...)`, as psql's `\d` sends) gets `max()`
+/// around its value: DataFusion only plans correlated scalar subqueries that aggregate.
+/// Only catalog lookups are changed, which return at most one row; a user's subquery keeps
+/// its meaning.
+fn aggregate_catalog_lookup(query: &mut Query) {
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return;
+    };
+    let reads_catalog = select.from.iter().any(|from| {
+        matches!(&from.relation, TableFactor::Table { name, .. }
+        if name.0.first().is_some_and(|part| {
+            matches!(part, ObjectNamePart::Identifier(i) if i.value == PG_CATALOG)
+        }))
+    });
+    let grouped = !matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty());
+    if !reads_catalog || grouped || select.projection.len() != 1 {
+        return;
+    }
+    let item = &mut select.projection[0];
+    let value = match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+        _ => return,
+    };
+    if matches!(value, Expr::Function(f) if is_aggregate(f)) {
+        return;
+    }
+    let inner = std::mem::replace(value, Expr::value(Value::Null));
+    *value = call("max", vec![inner]);
+}
+
+fn is_aggregate(function: &Function) -> bool {
+    matches!(
+        function.name.to_string().to_ascii_lowercase().as_str(),
+        "max"
+            | "min"
+            | "count"
+            | "sum"
+            | "avg"
+            | "array_agg"
+            | "string_agg"
+            | "bool_and"
+            | "bool_or"
+    )
+}
+
+fn strip_pg_catalog(name: &mut ObjectName) {
+    if let [ObjectNamePart::Identifier(schema), _] = name.0.as_slice()
+        && schema.value.eq_ignore_ascii_case(PG_CATALOG)
+    {
+        name.0.remove(0);
+    }
+}
+
+/// The operator `OPERATOR(pg_catalog.<symbol>)` names.
+fn operator(symbol: &str) -> Option<BinaryOperator> {
+    Some(match symbol {
+        "~" => BinaryOperator::PGRegexMatch,
+        "~*" => BinaryOperator::PGRegexIMatch,
+        "!~" => BinaryOperator::PGRegexNotMatch,
+        "!~*" => BinaryOperator::PGRegexNotIMatch,
+        "=" => BinaryOperator::Eq,
+        "<>" | "!=" => BinaryOperator::NotEq,
+        "<" => BinaryOperator::Lt,
+        "<=" => BinaryOperator::LtEq,
+        ">" => BinaryOperator::Gt,
+        ">=" => BinaryOperator::GtEq,
+        "||" => BinaryOperator::StringConcat,
+        _ => return None,
+    })
+}
+
+/// A PostgreSQL-only cast as something DataFusion plans, or `None` to leave it.
+fn cast(inner: &mut Box<Expr>, data_type: &mut DataType) -> Option<Expr> {
+    let name = match data_type {
+        DataType::Regclass => "regclass".to_owned(),
+        DataType::Custom(name, _) => {
+            strip_pg_catalog(name);
+            name.to_string().to_ascii_lowercase()
+        }
+        _ => return None,
+    };
+    let take = |inner: &mut Box<Expr>| std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
+    match name.as_str() {
+        "regclass" => Some(match literal_text(inner) {
+            Some(text) => {
+                let (schema, table) = match text.split_once('.') {
+                    Some((schema, table)) => (schema.to_owned(), table.to_owned()),
+                    None => (crate::engine::SCHEMA.to_owned(), text),
+                };
+                let oid = relation_oid(unquote(&schema), unquote(&table));
+                Expr::value(Value::Number(oid.to_string(), false))
+            }
+            None => cast_to(take(inner), DataType::BigInt(None)),
+        }),
+        "oid" | "regproc" | "regnamespace" | "regrole" | "xid" | "int8" => {
+            Some(cast_to(take(inner), DataType::BigInt(None)))
+        }
+        "regtype" => Some(call(
+            "format_type",
+            vec![take(inner), Expr::value(Value::Null)],
+        )),
+        "text" | "name" | "char" | "\"char\"" | "bpchar" | "varchar" => {
+            Some(cast_to(take(inner), DataType::Text))
+        }
+        "int4" => Some(cast_to(take(inner), DataType::Int(None))),
+        "int2" => Some(cast_to(take(inner), DataType::SmallInt(None))),
+        "bool" => Some(cast_to(take(inner), DataType::Boolean)),
+        "float8" => Some(cast_to(take(inner), DataType::DoublePrecision)),
+        _ => None,
+    }
+}
+
+fn literal_text(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Value(ValueWithSpan {
+            value: Value::SingleQuotedString(s),
+            ..
+        }) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn unquote(name: &str) -> &str {
+    name.strip_prefix('"')
+        .and_then(|n| n.strip_suffix('"'))
+        .unwrap_or(name)
+}
+
+fn cast_to(expr: Expr, data_type: DataType) -> Expr {
+    Expr::Cast {
+        kind: CastKind::Cast,
+        expr: Box::new(expr),
+        data_type,
+        array: false,
+        format: None,
+    }
+}
+
+fn call(name: &str, args: Vec<Expr>) -> Expr {
+    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr};
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+                .collect(),
+            clauses: Vec::new(),
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn rewritten(sql: &str) -> String {
+        let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).expect("parses");
+        rewrite(&mut statements[0]);
+        statements[0].to_string()
+    }
+
+    #[test]
+    fn postgres_only_syntax_becomes_plain_sql() {
+        assert_eq!(
+            rewritten(
+                "SELECT pg_catalog.pg_get_userbyid(c.relowner) FROM pg_class c \
+                 WHERE c.relname OPERATOR(pg_catalog.~) '^(usage)$' COLLATE pg_catalog.default"
+            ),
+            "SELECT pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c \
+             WHERE c.relname ~ '^(usage)$'"
+        );
+        let oid = relation_oid("public", "usage");
+        assert_eq!(
+            rewritten("SELECT 'usage'::regclass, c.oid::pg_catalog.regclass, t::regtype FROM x"),
+            format!("SELECT {oid}, CAST(c.oid AS BIGINT), format_type(t, NULL) FROM x")
+        );
+    }
+}
