@@ -60,9 +60,10 @@ use super::copy::{CopyIn, CopyOut};
 use super::encode::{RowEncoder, field_info, field_infos};
 use super::params::{decode_params, described_type};
 use super::sqlstate::{
-    FEATURE_NOT_SUPPORTED, INSUFFICIENT_PRIVILEGE, INVALID_AUTHORIZATION_SPECIFICATION,
-    INVALID_CATALOG_NAME, INVALID_PASSWORD, PROGRAM_LIMIT_EXCEEDED, PROTOCOL_VIOLATION,
-    QUERY_CANCELED, SYNTAX_ERROR, TOO_MANY_CONNECTIONS, UNDEFINED_OBJECT,
+    FEATURE_NOT_SUPPORTED, IN_FAILED_SQL_TRANSACTION, INSUFFICIENT_PRIVILEGE,
+    INVALID_AUTHORIZATION_SPECIFICATION, INVALID_CATALOG_NAME, INVALID_PASSWORD,
+    PROGRAM_LIMIT_EXCEEDED, PROTOCOL_VIOLATION, QUERY_CANCELED, SYNTAX_ERROR, StatementTimeout,
+    TOO_MANY_CONNECTIONS, UNDEFINED_OBJECT,
 };
 use super::{Shared, df_error, fatal_error, pg_error};
 use crate::auth::Role;
@@ -421,10 +422,14 @@ impl Session {
             let prepared = Prepared {
                 kind: classify(statement),
             };
-            match self
-                .execute(client, &prepared, None, &Format::UnifiedText)
-                .await?
-            {
+            let response = match aborted_transaction(*status, &prepared.kind)? {
+                Some(response) => response,
+                None => {
+                    self.execute(client, &prepared, None, &Format::UnifiedText)
+                        .await?
+                }
+            };
+            match response {
                 Response::Query(rows) => send_query_response(client, rows, true).await?,
                 Response::Execution(tag) => send_execution_response(client, tag).await?,
                 Response::TransactionStart(tag) => {
@@ -560,6 +565,33 @@ impl Session {
         params: Option<Vec<ScalarValue>>,
         format: &Format,
     ) -> PgWireResult<Response> {
+        let deadline = self.statement_deadline();
+        let running = self.run_sql(statement, described, params, format, deadline);
+        match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, running)
+                .await
+                .unwrap_or_else(|_| Err(timeout_error())),
+            None => running.await,
+        }
+    }
+
+    /// When a statement starting now must end, from `statement_timeout`.
+    fn statement_deadline(&self) -> Option<tokio::time::Instant> {
+        let timeout = self
+            .vars()
+            .get("statement_timeout")
+            .and_then(|(_, value)| parse_timeout(value))?;
+        Some(tokio::time::Instant::now() + timeout)
+    }
+
+    async fn run_sql(
+        &self,
+        statement: &DFStatement,
+        described: Option<&Described>,
+        params: Option<Vec<ScalarValue>>,
+        format: &Format,
+        deadline: Option<tokio::time::Instant>,
+    ) -> PgWireResult<Response> {
         let state = self.ctx.state();
         let mut plan = state
             .statement_to_plan(statement.clone())
@@ -604,7 +636,7 @@ impl Session {
                 let encoder = RowEncoder::new(formats, expected);
                 Ok(Response::Query(QueryResponse::new(
                     Arc::new(fields),
-                    row_stream(stream, encoder),
+                    row_stream(stream, encoder, deadline),
                 )))
             }
             Outcome::Count(command) => {
@@ -1234,6 +1266,9 @@ impl ExtendedQueryHandler for Session {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let prepared = &portal.statement.statement;
+        if let Some(response) = aborted_transaction(client.transaction_status(), &prepared.kind)? {
+            return Ok(response);
+        }
         let params = match &prepared.kind {
             Kind::Sql {
                 described: Some(d), ..
@@ -1534,19 +1569,98 @@ pub(super) fn affected_rows(batches: &[RecordBatch]) -> usize {
 fn row_stream(
     stream: SendableRecordBatchStream,
     mut encoder: RowEncoder,
+    deadline: Option<tokio::time::Instant>,
 ) -> impl Stream<Item = PgWireResult<DataRow>> + Send + 'static {
-    stream.flat_map(move |batch| {
+    until_deadline(stream, deadline).flat_map(move |batch| {
         let rows: Vec<PgWireResult<DataRow>> = match batch.and_then(|b| encoder.encode(&b)) {
             Ok(rows) => rows.into_iter().map(Ok).collect(),
+            Err(datafusion::error::DataFusionError::External(e)) if e.is::<StatementTimeout>() => {
+                vec![Err(timeout_error())]
+            }
             Err(e) => vec![Err(df_error(e))],
         };
         futures::stream::iter(rows)
     })
 }
 
+/// The batches of `stream` until `deadline`; then one statement-timeout error, and the end
+/// (the query's execution is dropped with the stream).
+fn until_deadline(
+    stream: SendableRecordBatchStream,
+    deadline: Option<tokio::time::Instant>,
+) -> impl Stream<Item = datafusion::error::Result<RecordBatch>> + Send + 'static {
+    futures::stream::unfold(Some(stream), move |stream| async move {
+        let mut stream = stream?;
+        let next = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    let timeout =
+                        datafusion::error::DataFusionError::External(Box::new(StatementTimeout));
+                    return Some((Err(timeout), None));
+                }
+            },
+            None => stream.next().await,
+        };
+        next.map(|batch| (batch, Some(stream)))
+    })
+}
+
+/// After an error inside BEGIN, PostgreSQL refuses everything until the transaction ends,
+/// and a COMMIT then rolls back. `Ok(None)`: run the statement normally.
+fn aborted_transaction(status: TransactionStatus, kind: &Kind) -> PgWireResult<Option<Response>> {
+    if status != TransactionStatus::Error {
+        return Ok(None);
+    }
+    match kind {
+        Kind::Rollback => Ok(None),
+        Kind::Commit => Ok(Some(Response::TransactionEnd(Tag::new("ROLLBACK")))),
+        _ => Err(pg_error(
+            IN_FAILED_SQL_TRANSACTION,
+            "current transaction is aborted, commands ignored until end of transaction block",
+        )),
+    }
+}
+
+fn timeout_error() -> PgWireError {
+    pg_error(QUERY_CANCELED, StatementTimeout.to_string())
+}
+
+/// `statement_timeout` as PostgreSQL reads it: a number is milliseconds; units `us`, `ms`,
+/// `s`, `min`, `h`, `d`; 0 is no limit.
+fn parse_timeout(value: &str) -> Option<std::time::Duration> {
+    let value = value.trim().trim_matches('\'').trim();
+    let split = value
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let millis = match unit.trim() {
+        "" | "ms" => number,
+        "us" => number / 1000.0,
+        "s" => number * 1000.0,
+        "min" => number * 60_000.0,
+        "h" => number * 3_600_000.0,
+        "d" => number * 86_400_000.0,
+        _ => return None,
+    };
+    (millis >= 1.0).then(|| std::time::Duration::from_micros((millis * 1000.0) as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statement_timeouts_parse_like_postgres() {
+        use std::time::Duration;
+        assert_eq!(parse_timeout("0"), None);
+        assert_eq!(parse_timeout("250"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_timeout("'1.5s'"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_timeout("2min"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_timeout("10 ms"), Some(Duration::from_millis(10)));
+        assert_eq!(parse_timeout("soon"), None);
+    }
 
     fn kind(sql: &str) -> Kind {
         let mut statements = parse_sql(sql).expect("parses");

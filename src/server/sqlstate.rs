@@ -25,6 +25,7 @@ pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
 pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
 pub const DATA_EXCEPTION: &str = "22000";
 pub const INVALID_PARAMETER_VALUE: &str = "22023";
+pub const DATATYPE_MISMATCH: &str = "42804";
 pub const NOT_NULL_VIOLATION: &str = "23502";
 pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
 pub const OUT_OF_MEMORY: &str = "53200";
@@ -41,6 +42,7 @@ pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
 pub const INVALID_CATALOG_NAME: &str = "3D000";
 pub const ADMIN_SHUTDOWN: &str = "57P01";
 pub const QUERY_CANCELED: &str = "57014";
+pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
 pub const PROTOCOL_VIOLATION: &str = "08P01";
 pub const UNDEFINED_OBJECT: &str = "42704";
 pub const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
@@ -103,6 +105,15 @@ fn plan_message(msg: &str) -> &'static str {
         NOT_NULL_VIOLATION
     } else if is_cast_failure(&lower) {
         INVALID_TEXT_REPRESENTATION
+    } else if lower.contains("no function matches the given name and argument types")
+        || lower.contains("failed to coerce arguments")
+        || lower.contains("cannot coerce arithmetic expression")
+        || lower.contains("there isn't a common type to coerce")
+    {
+        // PostgreSQL: "function f(integer) does not exist" / "operator does not exist".
+        UNDEFINED_FUNCTION
+    } else if lower.contains("non-boolean predicate") || lower.contains("must be boolean") {
+        DATATYPE_MISMATCH
     } else {
         SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION
     }
@@ -117,6 +128,11 @@ fn execution_message(msg: &str) -> &'static str {
         NOT_NULL_VIOLATION
     } else if is_cast_failure(&lower) || lower.contains("invalid") {
         INVALID_TEXT_REPRESENTATION
+    } else if lower.contains("not allowed")
+        || lower.contains("unsupported") && lower.contains("granularity")
+        || lower.contains("unrecognized configuration parameter")
+    {
+        INVALID_PARAMETER_VALUE
     } else {
         DATA_EXCEPTION
     }
@@ -160,7 +176,9 @@ fn arrow(e: &ArrowError) -> &'static str {
 /// `External` carries either another DataFusion error, an engine error
 /// (`crate::Error`), an Arrow error, or something foreign.
 fn external(e: &(dyn StdError + Send + Sync + 'static)) -> &'static str {
-    if let Some(df) = e.downcast_ref::<DataFusionError>() {
+    if e.downcast_ref::<StatementTimeout>().is_some() {
+        QUERY_CANCELED
+    } else if let Some(df) = e.downcast_ref::<DataFusionError>() {
         sqlstate_for(df)
     } else if let Some(engine) = e.downcast_ref::<Error>() {
         engine_sqlstate(engine)
@@ -172,6 +190,18 @@ fn external(e: &(dyn StdError + Send + Sync + 'static)) -> &'static str {
         INTERNAL_ERROR
     }
 }
+
+/// `statement_timeout` ran out while a result streamed (SQLSTATE 57014).
+#[derive(Debug)]
+pub struct StatementTimeout;
+
+impl std::fmt::Display for StatementTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("canceling statement due to statement timeout")
+    }
+}
+
+impl StdError for StatementTimeout {}
 
 /// The SQLSTATE for an engine error surfacing through DataFusion.
 pub fn engine_sqlstate(e: &Error) -> &'static str {

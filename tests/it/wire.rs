@@ -157,3 +157,97 @@ async fn psql_imports_prices_from_a_client_side_file() {
         .get(0);
     assert_eq!(cost, "5.000000000000");
 }
+
+/// The SQLSTATEs of issue 4's list that plain SQL can cause, each from a real client (the
+/// auth, role, connection-limit and COPY ones are in their own tests).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_carry_postgres_sqlstates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let client = server.connect().await;
+    let cases = [
+        ("SELECT * FROM no_such_table", "42P01"),
+        ("SELECT no_such_column FROM budgets", "42703"),
+        ("SELECT no_such_function(1)", "42883"),
+        ("SELECT power(1)", "42883"),
+        ("SELEC 1", "42601"),
+        ("SELECT 1 WHERE 1", "42804"),
+        ("SELECT CAST('abc' AS INTEGER)", "22P02"),
+        ("SELECT CAST('2026-13-45' AS DATE)", "22P02"),
+        ("SELECT 1 / 0", "22012"),
+        ("SELECT date_trunc('fortnight', now())", "22023"),
+        ("SELECT current_setting('no_such_setting')", "22023"),
+        ("LISTEN spend_alerts", "0A000"),
+    ];
+    for (sql, expected) in cases {
+        let err = client.simple_query(sql).await.expect_err(sql);
+        let code = err.code().map(|c| c.code().to_owned());
+        assert_eq!(code.as_deref(), Some(expected), "{sql}: {err}");
+        // And over the extended protocol where the statement gets that far.
+        if let Err(err) = client.query(sql, &[]).await {
+            assert_eq!(err.code().map(|c| c.code()), Some(expected), "{sql}: {err}");
+        }
+    }
+
+    // statement_timeout stops a running query (and one whose rows are streaming) with 57014;
+    // the connection stays usable.
+    client
+        .batch_execute("SET statement_timeout = '200ms'")
+        .await
+        .expect("set");
+    let slow = "SELECT count(*) FROM generate_series(1, 100000) a, generate_series(1, 100000) b";
+    for err in [
+        client.simple_query(slow).await.expect_err("simple"),
+        client.query(slow, &[]).await.expect_err("extended"),
+        client
+            .query(
+                "SELECT a.value FROM generate_series(1, 100000) a, generate_series(1, 100000) b",
+                &[],
+            )
+            .await
+            .expect_err("streaming"),
+    ] {
+        assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{err}");
+    }
+    client
+        .batch_execute("RESET statement_timeout")
+        .await
+        .expect("reset");
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM generate_series(1, 1000)", &[])
+        .await
+        .expect("no timeout")
+        .get(0);
+    assert_eq!(n, 1000);
+
+    // An error inside BEGIN aborts the transaction until it ends (25P02); COMMIT then
+    // rolls back.
+    client.batch_execute("BEGIN").await.expect("begin");
+    let err = client
+        .simple_query("SELECT 1 / 0")
+        .await
+        .expect_err("error");
+    assert_eq!(err.code().map(|c| c.code()), Some("22012"));
+    for attempt in [
+        client.simple_query("SELECT 1").await.expect_err("aborted"),
+        client
+            .query("SELECT 1", &[])
+            .await
+            .expect_err("aborted, extended"),
+    ] {
+        assert_eq!(attempt.code().map(|c| c.code()), Some("25P02"), "{attempt}");
+    }
+    let ended = client.simple_query("COMMIT").await.expect("commit");
+    assert!(
+        ended
+            .iter()
+            .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::CommandComplete(0))),
+        "{ended:?}"
+    );
+    let one: i64 = client
+        .query_one("SELECT CAST(1 AS BIGINT)", &[])
+        .await
+        .expect("usable after the transaction")
+        .get(0);
+    assert_eq!(one, 1);
+}
