@@ -3,6 +3,7 @@
 mod auth;
 mod catalog;
 mod cli;
+mod clients;
 mod common;
 mod copy;
 mod durability;
