@@ -260,6 +260,12 @@ impl Engine {
                 &catalog,
             ))),
         )?;
+        catalog.register_schema(
+            crate::pgcompat::INFORMATION_SCHEMA,
+            Arc::new(crate::pgcompat::information_schema::InformationSchema::new(
+                Arc::downgrade(&catalog),
+            )),
+        )?;
         let catalogs = MemoryCatalogProviderList::new();
         catalogs.register_catalog(DATABASE.to_string(), catalog);
 
@@ -368,7 +374,8 @@ impl Engine {
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(DATABASE, SCHEMA)
             .with_create_default_catalog_and_schema(false)
-            .with_information_schema(true)
+            // Ours, with PostgreSQL's type names (pgcompat::information_schema).
+            .with_information_schema(false)
             .set_str("datafusion.execution.time_zone", "+00:00");
         let state = SessionStateBuilder::new()
             .with_config(config)

@@ -25,8 +25,10 @@ use crate::server::encode::pg_type;
 
 /// Column types of the emulated tables.
 #[derive(Clone, Copy)]
-enum Ty {
+pub(super) enum Ty {
     Int,
+    /// An integer that is NULL where a row does not give it (information_schema's facets).
+    NullableInt,
     Text,
     Bool,
     Float,
@@ -35,15 +37,15 @@ enum Ty {
 }
 
 /// A value of a row; columns a row does not name are 0, false, 0.0 or NULL text.
-enum Cell {
+pub(super) enum Cell {
     I(i64),
     T(String),
     B(bool),
 }
 
-type Row = Vec<(&'static str, Cell)>;
+pub(super) type Row = Vec<(&'static str, Cell)>;
 
-fn t(s: impl Into<String>) -> Cell {
+pub(super) fn t(s: impl Into<String>) -> Cell {
     Cell::T(s.into())
 }
 
@@ -586,58 +588,63 @@ impl PgCatalog {
         })
     }
 
-    /// Tables and views of every schema but this one.
     async fn relations(&self) -> Result<Vec<Relation>> {
-        let Some(database) = self.database.upgrade() else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        let mut schemas = database.schema_names();
-        schemas.sort();
-        for schema_name in schemas {
-            if schema_name == super::PG_CATALOG {
-                continue;
-            }
-            let Some(schema) = database.schema(&schema_name) else {
-                continue;
-            };
-            let mut names = schema.table_names();
-            names.sort();
-            for name in names {
-                let Some(table) = schema.table(&name).await? else {
-                    continue;
-                };
-                let kind = match table.table_type() {
-                    TableType::View => "v",
-                    _ => "r",
-                };
-                out.push(Relation {
-                    oid: relation_oid(&schema_name, &name),
-                    namespace: namespace_oid(&schema_name),
-                    schema: schema_name.clone(),
-                    name,
-                    kind,
-                    columns: table
-                        .schema()
-                        .fields()
-                        .iter()
-                        .map(|f| f.as_ref().clone())
-                        .collect(),
-                });
-            }
-        }
-        Ok(out)
+        relations(&self.database).await
     }
 }
 
+/// Tables and views of every schema but the catalogs.
+pub(super) async fn relations(database: &Weak<dyn CatalogProvider>) -> Result<Vec<Relation>> {
+    let Some(database) = database.upgrade() else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    let mut schemas = database.schema_names();
+    schemas.sort();
+    for schema_name in schemas {
+        if schema_name == super::PG_CATALOG || schema_name == super::INFORMATION_SCHEMA {
+            continue;
+        }
+        let Some(schema) = database.schema(&schema_name) else {
+            continue;
+        };
+        let mut names = schema.table_names();
+        names.sort();
+        for name in names {
+            let Some(table) = schema.table(&name).await? else {
+                continue;
+            };
+            let kind = match table.table_type() {
+                TableType::View => "v",
+                _ => "r",
+            };
+            out.push(Relation {
+                oid: relation_oid(&schema_name, &name),
+                namespace: namespace_oid(&schema_name),
+                schema: schema_name.clone(),
+                name,
+                kind,
+                columns: table
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref().clone())
+                    .collect(),
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// A table or view as pg_class and pg_attribute show it.
-struct Relation {
-    oid: i64,
-    namespace: i64,
-    schema: String,
-    name: String,
-    kind: &'static str,
-    columns: Vec<Field>,
+pub(super) struct Relation {
+    pub(super) oid: i64,
+    pub(super) namespace: i64,
+    pub(super) schema: String,
+    pub(super) name: String,
+    /// `r` (table) or `v` (view), as `pg_class.relkind`.
+    pub(super) kind: &'static str,
+    pub(super) columns: Vec<Field>,
 }
 
 impl Relation {
@@ -735,7 +742,7 @@ fn types() -> Vec<Row> {
 }
 
 /// One table's rows as an Arrow batch with its declared columns.
-fn batch(columns: &[(&str, Ty)], rows: &[Row]) -> Result<RecordBatch> {
+pub(super) fn batch(columns: &[(&str, Ty)], rows: &[Row]) -> Result<RecordBatch> {
     fn find<'r>(row: &'r Row, name: &str) -> Option<&'r Cell> {
         row.iter().rev().find(|(n, _)| *n == name).map(|(_, c)| c)
     }
@@ -750,6 +757,16 @@ fn batch(columns: &[(&str, Ty)], rows: &[Row]) -> Result<RecordBatch> {
                         Some(Cell::I(i)) => *i,
                         _ => 0,
                     });
+                }
+                (Arc::new(b.finish()), DataType::Int64)
+            }
+            Ty::NullableInt => {
+                let mut b = Int64Builder::with_capacity(rows.len());
+                for row in rows {
+                    match find(row, name) {
+                        Some(Cell::I(i)) => b.append_value(*i),
+                        _ => b.append_null(),
+                    }
                 }
                 (Arc::new(b.finish()), DataType::Int64)
             }

@@ -9,12 +9,15 @@
 
 pub mod catalog;
 pub mod functions;
+pub mod information_schema;
 pub mod rewrite;
 
 use pgwire::api::Type;
 
 /// The schema holding PostgreSQL's system tables.
 pub const PG_CATALOG: &str = "pg_catalog";
+/// The SQL-standard catalog schema, with PostgreSQL's type names.
+pub const INFORMATION_SCHEMA: &str = "information_schema";
 /// The owner every object reports (PostgreSQL's bootstrap superuser has OID 10).
 pub const OWNER: &str = "spendql";
 const OWNER_OID: i64 = 10;
@@ -30,7 +33,7 @@ pub fn namespace_oid(name: &str) -> i64 {
     match name {
         PG_CATALOG => PG_CATALOG_OID,
         crate::engine::SCHEMA => PUBLIC_OID,
-        "information_schema" => INFORMATION_SCHEMA_OID,
+        INFORMATION_SCHEMA => INFORMATION_SCHEMA_OID,
         other => stable_oid(other),
     }
 }
