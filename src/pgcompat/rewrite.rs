@@ -32,6 +32,7 @@ pub fn rewrite(statement: &mut Statement) {
         ControlFlow::<()>::Continue(())
     });
     let _ = VisitMut::visit(statement, &mut EmptyCatalogSelects);
+    let _ = VisitMut::visit(statement, &mut ColumnNames);
     let _ = visit_expressions_mut(statement, |expr: &mut Expr| {
         rewrite_expr(expr);
         ControlFlow::<()>::Continue(())
@@ -101,6 +102,117 @@ impl VisitorMut for EmptyCatalogSelects {
             query.order_by = None;
         }
         ControlFlow::Continue(())
+    }
+}
+
+/// Result columns named as PostgreSQL names them (`count`, `version`, `?column?`), not as
+/// DataFusion does (`count(*)`, `version()`, `Int64(1)`): clients show these names, and
+/// analysts refer to them (`SELECT count FROM (SELECT count(*) FROM usage) t`). A name that
+/// would repeat one already in the list keeps DataFusion's name, since DataFusion requires
+/// distinct names where PostgreSQL does not.
+struct ColumnNames;
+
+impl VisitorMut for ColumnNames {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        name_columns(query.body.as_mut());
+        ControlFlow::Continue(())
+    }
+}
+
+fn name_columns(body: &mut SetExpr) {
+    let select = match body {
+        SetExpr::Select(select) => select,
+        SetExpr::SetOperation { left, right, .. } => {
+            name_columns(left);
+            name_columns(right);
+            return;
+        }
+        _ => return,
+    };
+    let mut taken: Vec<String> = select
+        .projection
+        .iter()
+        .filter_map(|item| match item {
+            SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+            SelectItem::UnnamedExpr(Expr::Identifier(i)) => Some(i.value.clone()),
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => {
+                parts.last().map(|i| i.value.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    for item in &mut select.projection {
+        let SelectItem::UnnamedExpr(expr) = item else {
+            continue;
+        };
+        let Some(name) = postgres_name(expr) else {
+            continue;
+        };
+        if taken.contains(&name) {
+            continue;
+        }
+        taken.push(name.clone());
+        let expr = std::mem::replace(expr, Expr::value(Value::Null));
+        *item = SelectItem::ExprWithAlias {
+            expr,
+            alias: Ident::with_quote('"', name),
+        };
+    }
+}
+
+/// PostgreSQL's name for an unaliased result column (its `FigureColname`), where it differs
+/// from DataFusion's; `None` for column references, which both name the same.
+fn postgres_name(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Function(f) => f.name.0.last().and_then(|part| match part {
+            ObjectNamePart::Identifier(i) => Some(i.value.to_ascii_lowercase()),
+            _ => None,
+        }),
+        Expr::Nested(inner) => postgres_name(inner),
+        Expr::Cast {
+            expr: inner,
+            data_type,
+            ..
+        } => match inner.as_ref() {
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,
+            Expr::Value(_) => Some(type_name(data_type)),
+            other => postgres_name(other),
+        },
+        Expr::Case { .. } => Some("case".to_owned()),
+        Expr::Value(_)
+        | Expr::BinaryOp { .. }
+        | Expr::UnaryOp { .. }
+        | Expr::IsNull(_)
+        | Expr::IsNotNull(_)
+        | Expr::IsTrue(_)
+        | Expr::IsFalse(_)
+        | Expr::Between { .. }
+        | Expr::InList { .. }
+        | Expr::Like { .. }
+        | Expr::ILike { .. }
+        | Expr::TypedString { .. } => Some("?column?".to_owned()),
+        _ => None,
+    }
+}
+
+/// PostgreSQL's internal name of a cast's target type (`'1'::int` is named `int4`).
+fn type_name(data_type: &DataType) -> String {
+    match data_type {
+        DataType::Int(_) | DataType::Integer(_) | DataType::Int4(_) => "int4".to_owned(),
+        DataType::BigInt(_) | DataType::Int8(_) => "int8".to_owned(),
+        DataType::SmallInt(_) | DataType::Int2(_) => "int2".to_owned(),
+        DataType::Boolean | DataType::Bool => "bool".to_owned(),
+        DataType::Double(_) | DataType::DoublePrecision | DataType::Float8 => "float8".to_owned(),
+        DataType::Real | DataType::Float4 => "float4".to_owned(),
+        DataType::Varchar(_) | DataType::CharacterVarying(_) => "varchar".to_owned(),
+        DataType::Numeric(_) | DataType::Decimal(_) => "numeric".to_owned(),
+        DataType::Timestamp(_, tz) if tz.to_string().contains("WITH TIME ZONE") => {
+            "timestamptz".to_owned()
+        }
+        DataType::Timestamp(..) => "timestamp".to_owned(),
+        other => other.to_string().to_ascii_lowercase(),
     }
 }
 
@@ -351,16 +463,34 @@ mod tests {
     fn postgres_only_syntax_becomes_plain_sql() {
         assert_eq!(
             rewritten(
-                "SELECT pg_catalog.pg_get_userbyid(c.relowner) FROM pg_class c \
+                "SELECT pg_catalog.pg_get_userbyid(c.relowner) AS owner FROM pg_class c \
                  WHERE c.relname OPERATOR(pg_catalog.~) '^(usage)$' COLLATE pg_catalog.default"
             ),
-            "SELECT pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c \
+            "SELECT pg_get_userbyid(c.relowner) AS owner FROM pg_catalog.pg_class c \
              WHERE c.relname ~ '^(usage)$'"
         );
         let oid = relation_oid("public", "usage");
         assert_eq!(
-            rewritten("SELECT 'usage'::regclass, c.oid::pg_catalog.regclass, t::regtype FROM x"),
-            format!("SELECT {oid}, CAST(c.oid AS BIGINT), format_type(t, NULL) FROM x")
+            rewritten(
+                "SELECT 'usage'::regclass AS a, c.oid::pg_catalog.regclass AS b, \
+                 t::regtype AS c FROM x"
+            ),
+            format!(
+                "SELECT {oid} AS a, CAST(c.oid AS BIGINT) AS b, format_type(t, NULL) AS c FROM x"
+            )
+        );
+    }
+
+    #[test]
+    fn result_columns_get_postgres_names_unless_they_would_repeat() {
+        assert_eq!(
+            rewritten("SELECT team, count(*), sum(x), 1, 'a', CAST('5' AS INT), y::text FROM t"),
+            "SELECT team, count(*) AS \"count\", sum(x) AS \"sum\", 1 AS \"?column?\", 'a', \
+             CAST('5' AS INT) AS \"int4\", y::TEXT FROM t"
+        );
+        assert_eq!(
+            rewritten("SELECT count FROM (SELECT count(*) FROM usage) AS t"),
+            "SELECT count FROM (SELECT count(*) AS \"count\" FROM usage) AS t"
         );
     }
 }
