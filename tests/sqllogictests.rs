@@ -1,5 +1,6 @@
 //! Runs every `sql/**/*.slt` and `testdata/**/*.slt` file, each against a fresh in-memory
-//! engine.
+//! engine — except `testdata/corpora/`, client corpora that `tests/it/corpora.rs` replays over
+//! the wire.
 //!
 //! `cargo test --test sqllogictests` runs them all; positional arguments filter by path
 //! substring; `-- --complete` rewrites the expected results in place.
@@ -139,7 +140,7 @@ fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) {
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.is_dir() {
+        if path.is_dir() && !path.ends_with("corpora") {
             slt_files(&path, out);
         } else if path.extension().is_some_and(|e| e == "slt") {
             out.push(path);

@@ -158,6 +158,9 @@ pub fn register(ctx: &SessionContext) {
         constant("pg_relation_size", ScalarValue::Int64(None)),
         constant("pg_total_relation_size", ScalarValue::Int64(None)),
         shim("pg_size_pretty", DataType::Utf8, Arc::new(size_pretty)),
+        shim("quote_ident", DataType::Utf8, Arc::new(quote_ident)),
+        shim("to_regclass", DataType::Int64, Arc::new(to_regclass)),
+        shim("format", DataType::Utf8, Arc::new(format)),
     ];
     for udf in udfs {
         ctx.register_udf(udf);
@@ -243,6 +246,138 @@ fn size_pretty(args: &[ColumnarValue], rows: usize) -> Result<ColumnarValue> {
     })
 }
 
+/// The arguments as text columns of `rows` rows (NULLs stay NULL).
+fn text_columns(args: &[ColumnarValue], rows: usize) -> Result<Vec<StringArray>> {
+    args.iter()
+        .map(|arg| {
+            let array = arrow::compute::cast(&arg.to_array(rows)?, &DataType::Utf8)?;
+            Ok(array.as_string::<i32>().clone())
+        })
+        .collect()
+}
+
+/// Scalar in, scalar out; otherwise a column.
+fn columnar(args: &[ColumnarValue], out: StringArray) -> Result<ColumnarValue> {
+    if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
+    } else {
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+/// An identifier as SQL needs it: unchanged when it is a plain lower-case name, otherwise in
+/// double quotes with inner quotes doubled.
+fn identifier(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if plain {
+        name.to_owned()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// `to_regclass(x)`: an id stays itself; a name (`usage`, `public.usage`, `"Odd Name"`)
+/// becomes its relation's id (a stable hash of the name: see `pgcompat::relation_oid`).
+fn to_regclass(args: &[ColumnarValue], rows: usize) -> Result<ColumnarValue> {
+    let Some(arg) = args.first() else {
+        return exec_err!("to_regclass(name) needs a relation");
+    };
+    let array = arg.to_array(rows)?;
+    let out: Int64Array = if array.data_type().is_integer() {
+        arrow::compute::cast(&array, &DataType::Int64)?
+            .as_primitive::<Int64Type>()
+            .clone()
+    } else {
+        let names = arrow::compute::cast(&array, &DataType::Utf8)?;
+        names
+            .as_string::<i32>()
+            .iter()
+            .map(|name| {
+                name.map(|name| {
+                    let unquote = |s: &str| s.trim_matches('"').to_owned();
+                    match name.split_once('.') {
+                        Some((schema, table)) => {
+                            super::relation_oid(&unquote(schema), &unquote(table))
+                        }
+                        None => super::relation_oid(crate::engine::SCHEMA, &unquote(name)),
+                    }
+                })
+            })
+            .collect()
+    };
+    Ok(match arg {
+        ColumnarValue::Scalar(_) => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
+        ColumnarValue::Array(_) => ColumnarValue::Array(Arc::new(out)),
+    })
+}
+
+/// `quote_ident(text)`.
+fn quote_ident(args: &[ColumnarValue], rows: usize) -> Result<ColumnarValue> {
+    let columns = text_columns(args, rows)?;
+    let Some(names) = columns.first() else {
+        return exec_err!("quote_ident(text) needs a name");
+    };
+    let out: StringArray = names.iter().map(|n| n.map(identifier)).collect();
+    columnar(args, out)
+}
+
+/// `format(pattern, args...)` with `%s` (text, NULL as empty), `%I` (identifier), `%L`
+/// (literal, NULL as NULL) and `%%`.
+fn format(args: &[ColumnarValue], rows: usize) -> Result<ColumnarValue> {
+    let columns = text_columns(args, rows)?;
+    let Some((patterns, values)) = columns.split_first() else {
+        return exec_err!("format(pattern, ...) needs a pattern");
+    };
+    let len = patterns.len();
+    let mut out = Vec::with_capacity(len);
+    for row in 0..len {
+        if patterns.is_null(row) {
+            out.push(None);
+            continue;
+        }
+        let pattern = patterns.value(row);
+        let mut text = String::with_capacity(pattern.len());
+        let mut next = 0;
+        let mut chars = pattern.chars();
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                text.push(c);
+                continue;
+            }
+            let spec = chars.next();
+            if spec == Some('%') {
+                text.push('%');
+                continue;
+            }
+            let Some(column) = values.get(next) else {
+                return exec_err!("format: too few arguments for {pattern:?}");
+            };
+            next += 1;
+            let value = (!column.is_null(row)).then(|| column.value(row));
+            match (spec, value) {
+                (Some('s'), v) => text.push_str(v.unwrap_or("")),
+                (Some('I'), Some(v)) => text.push_str(&identifier(v)),
+                (Some('I'), None) => {
+                    return exec_err!("format: a NULL cannot be an identifier (%I)");
+                }
+                (Some('L'), Some(v)) => text.push_str(&format!("'{}'", v.replace('\'', "''"))),
+                (Some('L'), None) => text.push_str("NULL"),
+                (other, _) => {
+                    return exec_err!("format: unsupported conversion %{}", other.unwrap_or(' '));
+                }
+            }
+        }
+        out.push(Some(text));
+    }
+    columnar(args, StringArray::from(out))
+}
+
 /// `current_schemas(include_implicit)`: the search path.
 fn current_schemas(args: &[ColumnarValue], _rows: usize) -> Result<ColumnarValue> {
     let implicit = matches!(
@@ -286,4 +421,67 @@ fn format_type(args: &[ColumnarValue], rows: usize) -> Result<ColumnarValue> {
     } else {
         ColumnarValue::Array(Arc::new(names))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scalar_text(out: ColumnarValue) -> Option<String> {
+        match out {
+            ColumnarValue::Scalar(ScalarValue::Utf8(v)) => v,
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+
+    fn texts(values: &[Option<&str>]) -> Vec<ColumnarValue> {
+        values
+            .iter()
+            .map(|v| ColumnarValue::Scalar(ScalarValue::Utf8(v.map(str::to_owned))))
+            .collect()
+    }
+
+    #[test]
+    fn format_and_quote_ident_quote_like_postgres() {
+        let args = texts(&[
+            Some("%I.%I = %L, %s%%"),
+            Some("public"),
+            Some("My \"T\""),
+            Some("it's"),
+            None,
+        ]);
+        assert_eq!(
+            scalar_text(format(&args, 1).expect("format")).as_deref(),
+            Some("public.\"My \"\"T\"\"\" = 'it''s', %")
+        );
+        assert!(format(&texts(&[Some("%s %s"), Some("one")]), 1).is_err());
+        assert!(format(&texts(&[Some("%I"), None]), 1).is_err());
+        assert_eq!(
+            scalar_text(quote_ident(&texts(&[Some("usage")]), 1).expect("ident")).as_deref(),
+            Some("usage")
+        );
+        assert_eq!(
+            scalar_text(quote_ident(&texts(&[Some("Spend 2026")]), 1).expect("ident")).as_deref(),
+            Some("\"Spend 2026\"")
+        );
+        let column = ColumnarValue::Array(Arc::new(StringArray::from(vec![Some("a"), None])));
+        let out = quote_ident(&[column], 2).expect("array");
+        let ColumnarValue::Array(out) = out else {
+            panic!("an array in, an array out");
+        };
+        assert_eq!(out.len(), 2);
+        assert!(out.is_null(1));
+    }
+
+    #[test]
+    fn to_regclass_keeps_ids_and_resolves_names() {
+        let id = super::super::relation_oid("public", "usage");
+        let by_name = to_regclass(&texts(&[Some("public.usage")]), 1).expect("name");
+        let unqualified = to_regclass(&texts(&[Some("usage")]), 1).expect("name");
+        let by_id =
+            to_regclass(&[ColumnarValue::Scalar(ScalarValue::Int64(Some(id)))], 1).expect("id");
+        for out in [by_name, unqualified, by_id] {
+            assert!(matches!(out, ColumnarValue::Scalar(ScalarValue::Int64(Some(v))) if v == id));
+        }
+    }
 }

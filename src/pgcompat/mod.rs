@@ -111,6 +111,19 @@ fn type_shape(ty: &Type) -> (&'static str, i64) {
     }
 }
 
+/// A type's OID from its name (`timestamptz`, `pg_catalog.int8`, `timestamp with time zone`).
+pub fn type_oid(name: &str) -> Option<i64> {
+    let name = name.trim().to_ascii_lowercase();
+    let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+    TYPES
+        .iter()
+        .find(|ty| {
+            ty.name() == name
+                || format_type(i64::from(ty.oid()), None).is_some_and(|sql| sql == name)
+        })
+        .map(|ty| i64::from(ty.oid()))
+}
+
 /// `format_type(oid, typmod)`: the SQL name of a type, as `\d` shows it.
 pub fn format_type(oid: i64, typmod: Option<i64>) -> Option<String> {
     let ty = TYPES.iter().find(|t| i64::from(t.oid()) == oid)?;
@@ -170,5 +183,9 @@ mod tests {
         );
         assert_eq!(format_type(1009, None).as_deref(), Some("text[]"));
         assert_eq!(format_type(-5, None), None);
+        assert_eq!(type_oid("timestamptz"), Some(1184));
+        assert_eq!(type_oid("pg_catalog.int8"), Some(20));
+        assert_eq!(type_oid("double precision"), Some(701));
+        assert_eq!(type_oid("nonsense"), None);
     }
 }

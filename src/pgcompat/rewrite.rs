@@ -3,7 +3,8 @@
 //! - `pg_catalog.f(...)` → `f(...)` (DataFusion has no function schemas);
 //! - `a OPERATOR(pg_catalog.~) b` → `a ~ b` (psql's `\d NAME`);
 //! - `expr COLLATE name` → `expr` (one collation: byte order);
-//! - `'name'::regclass` → the relation's id; `x::regclass`, `x::oid` → `x` as BIGINT;
+//! - `'name'::regclass` → the relation's id; `x::regclass` → `to_regclass(x)`; `x::oid` →
+//!   `x` as BIGINT;
 //!   `x::regtype` → `format_type(x, NULL)`; `pg_catalog.text` and friends → DataFusion types;
 //! - unqualified `pg_class`, `pg_type`, ... → `pg_catalog.pg_class` (on PostgreSQL's search
 //!   path implicitly).
@@ -380,15 +381,18 @@ fn cast(inner: &mut Box<Expr>, data_type: &mut DataType) -> Option<Expr> {
                 let oid = relation_oid(unquote(&schema), unquote(&table));
                 Expr::value(Value::Number(oid.to_string(), false))
             }
-            None => cast_to(take(inner), DataType::BigInt(None)),
+            // An oid stays itself; a name (text) becomes its relation's id.
+            None => call("to_regclass", vec![take(inner)]),
         }),
         "oid" | "regproc" | "regnamespace" | "regrole" | "xid" | "int8" => {
             Some(cast_to(take(inner), DataType::BigInt(None)))
         }
-        "regtype" => Some(call(
-            "format_type",
-            vec![take(inner), Expr::value(Value::Null)],
-        )),
+        "regtype" => Some(
+            match literal_text(inner).and_then(|name| super::type_oid(&name)) {
+                Some(oid) => Expr::value(Value::Number(oid.to_string(), false)),
+                None => call("format_type", vec![take(inner), Expr::value(Value::Null)]),
+            },
+        ),
         "text" | "name" | "char" | "\"char\"" | "bpchar" | "varchar" => {
             Some(cast_to(take(inner), DataType::Text))
         }
@@ -475,9 +479,7 @@ mod tests {
                 "SELECT 'usage'::regclass AS a, c.oid::pg_catalog.regclass AS b, \
                  t::regtype AS c FROM x"
             ),
-            format!(
-                "SELECT {oid} AS a, CAST(c.oid AS BIGINT) AS b, format_type(t, NULL) AS c FROM x"
-            )
+            format!("SELECT {oid} AS a, to_regclass(c.oid) AS b, format_type(t, NULL) AS c FROM x")
         );
     }
 

@@ -75,6 +75,8 @@ use crate::pgcompat;
 pub const DATABASE: &str = "spendql";
 /// What `server_version` reports: PostgreSQL 16 wire and SQL conventions.
 pub const SERVER_VERSION: &str = "16.6";
+/// `server_version_num`, which Grafana reads to pick its SQL.
+const SERVER_VERSION_NUM: &str = "160006";
 
 /// Highest `$n` accepted (PostgreSQL's limit; Bind counts are 16-bit).
 const MAX_PARAMETERS: usize = 65_535;
@@ -83,6 +85,7 @@ const MAX_PARAMETERS: usize = 65_535;
 /// canonical spelling. SET of one of these never reaches DataFusion.
 const VARIABLES: &[(&str, &str)] = &[
     ("server_version", SERVER_VERSION),
+    ("server_version_num", SERVER_VERSION_NUM),
     ("server_encoding", "UTF8"),
     ("client_encoding", "UTF8"),
     ("DateStyle", "ISO, MDY"),
@@ -1373,6 +1376,7 @@ fn variable_key(name: &str) -> String {
     let lower = name.to_ascii_lowercase();
     match lower.as_str() {
         "time zone" | "time.zone" => "timezone".to_owned(),
+        "transaction isolation level" => "transaction_isolation".to_owned(),
         "names" => "client_encoding".to_owned(),
         _ => lower,
     }

@@ -6,6 +6,7 @@ mod cli;
 mod clients;
 mod common;
 mod copy;
+mod corpora;
 mod durability;
 mod otlp;
 mod providers;
