@@ -28,7 +28,7 @@ pub const DATABASE: &str = "spendql";
 pub const SCHEMA: &str = "public";
 
 /// The built-in views, in creation order (later views may use earlier ones).
-const VIEWS: &[(&str, &str)] = &[
+pub(crate) const VIEWS: &[(&str, &str)] = &[
     ("spend", include_str!("../sql/views/spend.sql")),
     ("spend_daily", include_str!("../sql/views/spend_daily.sql")),
     (

@@ -416,6 +416,61 @@ static TABLES: LazyLock<Vec<TableDef>> = LazyLock::new(|| {
     ]
 });
 
+/// What each built-in table holds, as `obj_description` and psql's `\dt+` show it.
+const DESCRIPTIONS: &[(&str, &str)] = &[
+    (
+        "usage",
+        "One row per model call or usage bucket from any provider: tokens by kind, requests, attribution, reported cost",
+    ),
+    (
+        "pricing",
+        "Effective-dated prices per provider, model, service tier, region, prompt tier and time window (USD per million tokens)",
+    ),
+    ("models", "Model families, tiers and aliases"),
+    (
+        "contracts",
+        "Negotiated discounts per provider or model, effective-dated",
+    ),
+    (
+        "attribution_rules",
+        "Rules that assign team, feature, customer, environment and cost center at query time, first match by priority",
+    ),
+    (
+        "budgets",
+        "Spending limits per scope and period, with alert thresholds and enforcement",
+    ),
+    ("alerts", "Budget and anomaly alerts, and their delivery"),
+    (
+        "policies",
+        "Spending policies: model tiers, allowed providers and models, token caps per scope and environment",
+    ),
+    (
+        "api_keys",
+        "Provider API keys: owner team, environment, rotation, monthly budget",
+    ),
+    (
+        "revenue",
+        "Revenue per customer, feature and period, for unit economics",
+    ),
+    (
+        "invoices",
+        "Provider invoices, for reconciliation with computed cost",
+    ),
+    ("fx_rates", "Currency conversion rates to USD by date"),
+    (
+        "provider_costs",
+        "Costs as the providers' cost reports state them, per day, project and line item",
+    ),
+];
+
+/// The description of a built-in table.
+pub fn description(table: &str) -> Option<&'static str> {
+    DESCRIPTIONS
+        .iter()
+        .find(|(name, _)| *name == table)
+        .map(|(_, text)| *text)
+}
+
 /// Every built-in table, `usage` first.
 pub fn tables() -> &'static [TableDef] {
     &TABLES
@@ -434,6 +489,14 @@ pub fn usage_schema() -> SchemaRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_table_has_a_description() {
+        for table in tables() {
+            assert!(description(table.name).is_some(), "{}", table.name);
+        }
+        assert_eq!(DESCRIPTIONS.len(), tables().len());
+    }
     use std::collections::HashSet;
 
     #[test]

@@ -498,6 +498,7 @@ const POPULATED: &[&str] = &[
     "pg_am",
     "pg_tables",
     "pg_views",
+    "pg_description",
 ];
 
 /// Whether the emulated table `name` never has rows.
@@ -562,6 +563,20 @@ impl PgCatalog {
                 ("amname", t("heap")),
                 ("amtype", t("t")),
             ]],
+            "pg_description" => super::descriptions()
+                .iter()
+                .map(|(oid, text)| {
+                    vec![
+                        ("objoid", Cell::I(*oid)),
+                        (
+                            "classoid",
+                            Cell::I(relation_oid(super::PG_CATALOG, "pg_class")),
+                        ),
+                        ("objsubid", Cell::I(0)),
+                        ("description", t(text.as_str())),
+                    ]
+                })
+                .collect(),
             "pg_tables" => relations
                 .iter()
                 .filter(|r| r.kind == "r")

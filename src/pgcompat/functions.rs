@@ -144,7 +144,7 @@ pub fn register(ctx: &SessionContext) {
         constant("pg_get_constraintdef", null_text.clone()),
         constant("pg_get_function_result", null_text.clone()),
         constant("pg_get_function_arguments", null_text.clone()),
-        constant("obj_description", null_text.clone()),
+        shim("obj_description", DataType::Utf8, Arc::new(obj_description)),
         constant("col_description", null_text.clone()),
         constant("shobj_description", null_text),
         shim(
@@ -298,20 +298,27 @@ fn to_regclass(args: &[ColumnarValue], rows: usize) -> Result<ColumnarValue> {
         names
             .as_string::<i32>()
             .iter()
-            .map(|name| {
-                name.map(|name| {
-                    let unquote = |s: &str| s.trim_matches('"').to_owned();
-                    match name.split_once('.') {
-                        Some((schema, table)) => {
-                            super::relation_oid(&unquote(schema), &unquote(table))
-                        }
-                        None => super::relation_oid(crate::engine::SCHEMA, &unquote(name)),
-                    }
-                })
-            })
+            .map(|name| name.map(super::regclass))
             .collect()
     };
     Ok(match arg {
+        ColumnarValue::Scalar(_) => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
+        ColumnarValue::Array(_) => ColumnarValue::Array(Arc::new(out)),
+    })
+}
+
+/// `obj_description(oid [, catalog])`: a built-in table's or view's description.
+fn obj_description(args: &[ColumnarValue], rows: usize) -> Result<ColumnarValue> {
+    let Some(oid) = args.first() else {
+        return exec_err!("obj_description(oid) needs an object id");
+    };
+    let ids = arrow::compute::cast(&oid.to_array(rows)?, &DataType::Int64)?;
+    let out: StringArray = ids
+        .as_primitive::<Int64Type>()
+        .iter()
+        .map(|id| id.and_then(|id| super::descriptions().get(&id).cloned()))
+        .collect();
+    Ok(match oid {
         ColumnarValue::Scalar(_) => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
         ColumnarValue::Array(_) => ColumnarValue::Array(Arc::new(out)),
     })

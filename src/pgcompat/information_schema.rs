@@ -241,9 +241,26 @@ fn column_rows(relation: &Relation) -> Vec<Row> {
                 ),
             ];
             row.extend(numeric_facets(field.data_type()));
+            if let Some(default) = column_default(relation, field.name()) {
+                row.push(("column_default", t(default)));
+            }
             row
         })
         .collect()
+}
+
+/// A built-in table's column default, as PostgreSQL prints one.
+fn column_default(relation: &Relation, column: &str) -> Option<String> {
+    use crate::schema::ColumnDefault;
+    if relation.schema != crate::engine::SCHEMA {
+        return None;
+    }
+    let default = crate::schema::table_def(&relation.name)?.default_for(column)?;
+    Some(match default {
+        ColumnDefault::Int(n) => n.to_string(),
+        ColumnDefault::Text(text) => format!("'{}'::text", text.replace('\'', "''")),
+        ColumnDefault::Now => "now()".to_owned(),
+    })
 }
 
 /// `information_schema.columns.data_type`: the SQL name, `ARRAY` for arrays.

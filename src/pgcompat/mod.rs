@@ -38,6 +38,56 @@ pub fn namespace_oid(name: &str) -> i64 {
     }
 }
 
+/// The descriptions of the built-in tables and views (`obj_description`, `pg_description`),
+/// by relation id: the tables' from `schema.rs`, the views' from the first sentence of the
+/// comment that opens their SQL file.
+pub fn descriptions() -> &'static std::collections::HashMap<i64, String> {
+    static DESCRIPTIONS: std::sync::LazyLock<std::collections::HashMap<i64, String>> =
+        std::sync::LazyLock::new(|| {
+            let schema = crate::engine::SCHEMA;
+            let tables = crate::schema::tables().iter().filter_map(|table| {
+                crate::schema::description(table.name)
+                    .map(|text| (relation_oid(schema, table.name), text.to_owned()))
+            });
+            let views = crate::engine::VIEWS
+                .iter()
+                .map(|(name, sql)| (relation_oid(schema, name), view_description(name, sql)));
+            tables.chain(views).collect()
+        });
+    &DESCRIPTIONS
+}
+
+/// The first sentence of a view's opening comment, without its `name:` prefix.
+fn view_description(name: &str, sql: &str) -> String {
+    let comment = sql
+        .lines()
+        .map_while(|line| line.strip_prefix("--"))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let text = comment
+        .strip_prefix(&format!("{name}:"))
+        .unwrap_or(&comment)
+        .trim();
+    let sentence = match text.find(". ") {
+        Some(end) => &text[..=end],
+        None => text,
+    };
+    sentence.trim().to_owned()
+}
+
+/// The id a relation name means, as `'name'::regclass` resolves it: an unqualified name of
+/// a catalog table is that table (`'pg_class'::regclass`), any other unqualified name is in
+/// `public`.
+pub fn regclass(name: &str) -> i64 {
+    let unquote = |s: &str| s.trim().trim_matches('"').to_owned();
+    match name.split_once('.') {
+        Some((schema, table)) => relation_oid(&unquote(schema), &unquote(table)),
+        None if catalog::is_table(&unquote(name)) => relation_oid(PG_CATALOG, &unquote(name)),
+        None => relation_oid(crate::engine::SCHEMA, &unquote(name)),
+    }
+}
+
 /// A table's or view's id: a stable hash of `schema.name`, so it means the same relation in
 /// every query, connection and run.
 pub fn relation_oid(schema: &str, name: &str) -> i64 {
@@ -168,6 +218,22 @@ mod tests {
         assert_ne!(a, relation_oid("public", "spend"));
         assert!((FIRST_USER_OID..i64::from(i32::MAX)).contains(&a));
         assert_eq!(namespace_oid("public"), 2200);
+        assert_eq!(regclass("usage"), a);
+        assert_eq!(regclass("\"public\".\"usage\""), a);
+        assert_eq!(regclass("pg_class"), relation_oid("pg_catalog", "pg_class"));
+    }
+
+    #[test]
+    fn every_built_in_table_and_view_has_a_description() {
+        let descriptions = descriptions();
+        let spend = &descriptions[&relation_oid("public", "spend")];
+        assert_eq!(spend, "every usage row with its cost.");
+        assert!(descriptions.contains_key(&relation_oid("public", "usage")));
+        assert_eq!(
+            descriptions.len(),
+            crate::schema::tables().len() + crate::engine::VIEWS.len()
+        );
+        assert!(descriptions.values().all(|d| !d.is_empty()));
     }
 
     #[test]

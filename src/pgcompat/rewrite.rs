@@ -18,7 +18,7 @@ use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, visit_relations_mut,
 };
 
-use super::{PG_CATALOG, relation_oid};
+use super::PG_CATALOG;
 
 /// Rewrite one statement in place.
 pub fn rewrite(statement: &mut Statement) {
@@ -373,14 +373,7 @@ fn cast(inner: &mut Box<Expr>, data_type: &mut DataType) -> Option<Expr> {
     let take = |inner: &mut Box<Expr>| std::mem::replace(inner.as_mut(), Expr::value(Value::Null));
     match name.as_str() {
         "regclass" => Some(match literal_text(inner) {
-            Some(text) => {
-                let (schema, table) = match text.split_once('.') {
-                    Some((schema, table)) => (schema.to_owned(), table.to_owned()),
-                    None => (crate::engine::SCHEMA.to_owned(), text),
-                };
-                let oid = relation_oid(unquote(&schema), unquote(&table));
-                Expr::value(Value::Number(oid.to_string(), false))
-            }
+            Some(text) => Expr::value(Value::Number(super::regclass(&text).to_string(), false)),
             // An oid stays itself; a name (text) becomes its relation's id.
             None => call("to_regclass", vec![take(inner)]),
         }),
@@ -412,12 +405,6 @@ fn literal_text(expr: &Expr) -> Option<String> {
         }) => Some(s.clone()),
         _ => None,
     }
-}
-
-fn unquote(name: &str) -> &str {
-    name.strip_prefix('"')
-        .and_then(|n| n.strip_suffix('"'))
-        .unwrap_or(name)
 }
 
 fn cast_to(expr: Expr, data_type: DataType) -> Expr {
@@ -462,6 +449,8 @@ mod tests {
         rewrite(&mut statements[0]);
         statements[0].to_string()
     }
+
+    use crate::pgcompat::relation_oid;
 
     #[test]
     fn postgres_only_syntax_becomes_plain_sql() {
