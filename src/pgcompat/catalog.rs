@@ -748,6 +748,14 @@ fn types() -> Vec<Row> {
                 ("typcategory", t(category)),
                 ("typisdefined", Cell::B(true)),
                 ("typdelim", t(",")),
+                (
+                    "typinput",
+                    t(if category == "A" {
+                        "array_in".to_owned()
+                    } else {
+                        format!("{}in", ty.name())
+                    }),
+                ),
                 ("typalign", t("i")),
                 ("typstorage", t("p")),
                 ("typtypmod", Cell::I(-1)),

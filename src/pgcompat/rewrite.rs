@@ -13,8 +13,8 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     ArrayElemTypeDef, BinaryOperator, CastKind, DataType, Expr, Function, FunctionArgumentList,
-    FunctionArguments, GroupByExpr, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem,
-    SetExpr, Statement, TableFactor, Value, ValueWithSpan, VisitMut, VisitorMut,
+    FunctionArguments, GroupByExpr, Ident, JoinOperator, ObjectName, ObjectNamePart, Query, Select,
+    SelectItem, SetExpr, Statement, TableFactor, Value, ValueWithSpan, VisitMut, VisitorMut,
     visit_expressions_mut, visit_relations_mut,
 };
 
@@ -48,6 +48,10 @@ fn rewrite_expr(expr: &mut Expr) {
     match expr {
         Expr::Function(function) => {
             strip_pg_catalog(&mut function.name);
+            if let Some(replacement) = array_bound(function) {
+                *expr = replacement;
+                return;
+            }
             if is_catalog_array_subquery(function) {
                 *expr = cast_to(
                     Expr::value(Value::Null),
@@ -253,6 +257,32 @@ fn nullify_empty_selects(body: &mut SetExpr) -> bool {
     true
 }
 
+/// `array_upper(a, d)` is `array_length(a, d)` and `array_lower(a, d)` is 1 (NULL for a NULL
+/// array): DataFusion's arrays always start at 1.
+fn array_bound(function: &Function) -> Option<Expr> {
+    let name = function.name.to_string().to_ascii_lowercase();
+    if name != "array_upper" && name != "array_lower" {
+        return None;
+    }
+    let mut length = function.clone();
+    length.name = ObjectName::from(vec![Ident::new("array_length")]);
+    // BIGINT, as table functions such as generate_series take (array_length is UInt64).
+    let length = cast_to(Expr::Function(length), DataType::BigInt(None));
+    Some(if name == "array_upper" {
+        length
+    } else {
+        Expr::Nested(Box::new(Expr::BinaryOp {
+            left: Box::new(Expr::BinaryOp {
+                left: Box::new(length),
+                op: BinaryOperator::Multiply,
+                right: Box::new(Expr::value(Value::Number("0".into(), false))),
+            }),
+            op: BinaryOperator::Plus,
+            right: Box::new(Expr::value(Value::Number("1".into(), false))),
+        }))
+    })
+}
+
 /// `array(SELECT ... FROM pg_catalog....)`: psql collects option lists this way (`\d+`).
 /// SpendQL's catalog objects have no options, so the list is NULL.
 fn is_catalog_array_subquery(function: &Function) -> bool {
@@ -280,12 +310,38 @@ fn reads_an_empty_catalog_table(query: &Query) -> bool {
     }
 }
 
+/// Whether a SELECT certainly returns no rows because it reads a catalog table that never has
+/// rows: as a FROM item, through an inner or cross join, or through a derived table that is
+/// itself such a SELECT (pgJDBC's `getPrimaryKeys` wraps its `pg_index` join that way). A
+/// RIGHT or FULL join anywhere makes no such promise.
 fn select_reads_an_empty_catalog_table(select: &Select) -> bool {
     select.from.iter().any(|from| {
-        matches!(&from.relation, TableFactor::Table { name, .. }
-            if matches!(name.0.as_slice(), [ObjectNamePart::Identifier(schema), ObjectNamePart::Identifier(table)]
-                if schema.value == PG_CATALOG && super::catalog::always_empty(&table.value)))
+        let outer = from.joins.iter().any(|join| {
+            matches!(
+                join.join_operator,
+                JoinOperator::Right(_) | JoinOperator::RightOuter(_) | JoinOperator::FullOuter(_)
+            )
+        });
+        let inner_empty = from.joins.iter().any(|join| {
+            matches!(
+                join.join_operator,
+                JoinOperator::Join(_) | JoinOperator::Inner(_) | JoinOperator::CrossJoin(_)
+            ) && relation_is_empty(&join.relation)
+        });
+        !outer && (relation_is_empty(&from.relation) || inner_empty)
     })
+}
+
+fn relation_is_empty(relation: &TableFactor) -> bool {
+    match relation {
+        TableFactor::Table { name, .. } => matches!(
+            name.0.as_slice(),
+            [ObjectNamePart::Identifier(schema), ObjectNamePart::Identifier(table)]
+                if schema.value == PG_CATALOG && super::catalog::always_empty(&table.value)
+        ),
+        TableFactor::Derived { subquery, .. } => reads_an_empty_catalog_table(subquery),
+        _ => false,
+    }
 }
 
 /// A scalar subquery that looks one value up in `pg_catalog` (`(SELECT pg_get_expr(...)
@@ -377,7 +433,14 @@ fn cast(inner: &mut Box<Expr>, data_type: &mut DataType) -> Option<Expr> {
             // An oid stays itself; a name (text) becomes its relation's id.
             None => call("to_regclass", vec![take(inner)]),
         }),
-        "oid" | "regproc" | "regnamespace" | "regrole" | "xid" | "int8" => {
+        // Procedures are compared by name (pg_type.typinput holds `array_in`, `int8in`, ...).
+        "regproc" | "regprocedure" => Some(match literal_text(inner) {
+            Some(text) => Expr::value(Value::SingleQuotedString(
+                text.strip_prefix("pg_catalog.").unwrap_or(&text).to_owned(),
+            )),
+            None => take(inner),
+        }),
+        "oid" | "regnamespace" | "regrole" | "xid" | "int8" => {
             Some(cast_to(take(inner), DataType::BigInt(None)))
         }
         "regtype" => Some(

@@ -40,6 +40,28 @@ public class JdbcClient {
                 check(publicSeen, "getSchemas has public");
             }
 
+            // getColumns: JDBC types and names for Metabase / DBeaver field lists.
+            List<String> columns = new ArrayList<>();
+            try (ResultSet rs = meta.getColumns(null, "public", "budgets", "%")) {
+                while (rs.next()) {
+                    columns.add(rs.getString("COLUMN_NAME") + ":" + rs.getString("TYPE_NAME") + ":"
+                            + rs.getInt("DATA_TYPE") + ":" + rs.getString("IS_NULLABLE"));
+                }
+            }
+            check(columns.size() == 12, "getColumns: " + columns);
+            check(columns.get(0).equals("budget_id:text:" + Types.VARCHAR + ":NO"), "budget_id: " + columns);
+            check(columns.get(5).equals("amount:numeric:" + Types.NUMERIC + ":NO"), "amount: " + columns);
+            try (ResultSet rs = meta.getPrimaryKeys(null, "public", "budgets")) {
+                check(!rs.next(), "no primary keys");
+            }
+            int types = 0;
+            try (ResultSet rs = meta.getTypeInfo()) {
+                while (rs.next()) {
+                    types++;
+                }
+            }
+            check(types > 10, "getTypeInfo lists the types: " + types);
+
             try (Statement st = conn.createStatement()) {
                 st.execute("INSERT INTO budgets (budget_id, scope, scope_value, amount) "
                         + "VALUES ('j1', 'team', 'platform', 2500.125)");
