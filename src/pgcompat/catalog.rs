@@ -499,6 +499,7 @@ const POPULATED: &[&str] = &[
     "pg_tables",
     "pg_views",
     "pg_description",
+    "pg_settings",
 ];
 
 /// Whether the emulated table `name` never has rows.
@@ -563,6 +564,21 @@ impl PgCatalog {
                 ("amname", t("heap")),
                 ("amtype", t("t")),
             ]],
+            // The defaults: a connection's own values are in SHOW and current_setting().
+            "pg_settings" => crate::server::VARIABLES
+                .iter()
+                .map(|(name, value)| {
+                    vec![
+                        ("name", t(name.to_ascii_lowercase())),
+                        ("setting", t(*value)),
+                        ("context", t("user")),
+                        ("vartype", t("string")),
+                        ("source", t("default")),
+                        ("boot_val", t(*value)),
+                        ("reset_val", t(*value)),
+                    ]
+                })
+                .collect(),
             "pg_description" => super::descriptions()
                 .iter()
                 .map(|(oid, text)| {

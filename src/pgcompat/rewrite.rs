@@ -12,10 +12,11 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    ArrayElemTypeDef, BinaryOperator, CastKind, DataType, Expr, Function, FunctionArgumentList,
-    FunctionArguments, GroupByExpr, Ident, JoinOperator, ObjectName, ObjectNamePart, Query, Select,
-    SelectItem, SetExpr, Statement, TableFactor, Value, ValueWithSpan, VisitMut, VisitorMut,
-    visit_expressions_mut, visit_relations_mut,
+    ArrayElemTypeDef, BinaryOperator, CastKind, DataType, ExcludeSelectItem, Expr, Function,
+    FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, JoinOperator, ObjectName,
+    ObjectNamePart, Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement,
+    TableFactor, Value, ValueWithSpan, VisitMut, VisitorMut, visit_expressions_mut,
+    visit_relations_mut,
 };
 
 use super::PG_CATALOG;
@@ -136,6 +137,7 @@ fn name_columns(body: &mut SetExpr) {
         }
         _ => return,
     };
+    exclude_repeated_columns(&mut select.projection);
     let mut taken: Vec<String> = select
         .projection
         .iter()
@@ -164,6 +166,52 @@ fn name_columns(body: &mut SetExpr) {
             expr,
             alias: Ident::with_quote('"', name),
         };
+    }
+}
+
+/// `SELECT n.oid, n.* FROM ...` (DBeaver's habit) names `oid` twice, which PostgreSQL allows
+/// and DataFusion refuses; the wildcard then leaves out the columns listed on their own
+/// (`n.* EXCLUDE (oid)`), so every name still comes back once.
+fn exclude_repeated_columns(projection: &mut [SelectItem]) {
+    let explicit: Vec<(Option<String>, Ident)> = projection
+        .iter()
+        .filter_map(|item| match item {
+            SelectItem::UnnamedExpr(Expr::Identifier(column)) => Some((None, column.clone())),
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) if parts.len() == 2 => {
+                Some((Some(parts[0].value.clone()), parts[1].clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    if explicit.is_empty() {
+        return;
+    }
+    for item in projection.iter_mut() {
+        let (qualifier, options) = match item {
+            SelectItem::QualifiedWildcard(
+                SelectItemQualifiedWildcardKind::ObjectName(name),
+                options,
+            ) => (
+                name.0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .map(|i| i.value.clone()),
+                options,
+            ),
+            SelectItem::Wildcard(options) => (None, options),
+            _ => continue,
+        };
+        if options.opt_exclude.is_some() || options.opt_except.is_some() {
+            continue;
+        }
+        let excluded: Vec<ObjectName> = explicit
+            .iter()
+            .filter(|(q, _)| qualifier.is_none() || q.is_none() || *q == qualifier)
+            .map(|(_, column)| ObjectName::from(vec![column.clone()]))
+            .collect();
+        if !excluded.is_empty() {
+            options.opt_exclude = Some(ExcludeSelectItem::Multiple(excluded));
+        }
     }
 }
 
@@ -532,6 +580,18 @@ mod tests {
                  t::regtype AS c FROM x"
             ),
             format!("SELECT {oid} AS a, to_regclass(c.oid) AS b, format_type(t, NULL) AS c FROM x")
+        );
+    }
+
+    #[test]
+    fn a_column_listed_beside_its_wildcard_is_not_repeated() {
+        assert_eq!(
+            rewritten("SELECT n.oid, n.*, d.description FROM pg_namespace n, x d"),
+            "SELECT n.oid, n.* EXCLUDE (oid), d.description FROM pg_catalog.pg_namespace n, x d"
+        );
+        assert_eq!(
+            rewritten("SELECT a, * FROM t"),
+            "SELECT a, * EXCLUDE (a) FROM t"
         );
     }
 

@@ -38,6 +38,7 @@ use tokio::task::JoinSet;
 
 use crate::Engine;
 pub use session::SERVER_VERSION;
+pub(crate) use session::VARIABLES;
 use session::{Reject, Session};
 pub use tls::Tls;
 

@@ -83,7 +83,7 @@ const MAX_PARAMETERS: usize = 65_535;
 
 /// PostgreSQL session variables answered locally, with their defaults and
 /// canonical spelling. SET of one of these never reaches DataFusion.
-const VARIABLES: &[(&str, &str)] = &[
+pub(crate) const VARIABLES: &[(&str, &str)] = &[
     ("server_version", SERVER_VERSION),
     ("server_version_num", SERVER_VERSION_NUM),
     ("server_encoding", "UTF8"),
@@ -103,6 +103,7 @@ const VARIABLES: &[(&str, &str)] = &[
     ("transaction_isolation", "read committed"),
     ("default_transaction_isolation", "read committed"),
     ("max_identifier_length", "63"),
+    ("max_index_keys", "32"),
     ("is_superuser", "off"),
 ];
 
