@@ -23,13 +23,14 @@ use std::time::Duration;
 use datafusion::error::DataFusionError;
 use futures::{SinkExt, StreamExt};
 use pgwire::api::auth::StartupHandler;
-use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use pgwire::api::cancel::CancelHandler;
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::{
     ClientInfo, ConnectionManager, NoopHandler, PgWireConnectionState, RandomPidSecretKeyGenerator,
 };
 use pgwire::error::{ErrorInfo, PgWireError, SEVERITY_ERROR, SEVERITY_FATAL};
+use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::server::{negotiate_tls, process_error, process_message};
 use tokio::net::{TcpListener, TcpStream};
@@ -82,6 +83,53 @@ pub(crate) struct Shared {
     options: ServerOptions,
     pids: RandomPidSecretKeyGenerator,
     cancels: Arc<ConnectionManager>,
+    /// Per connection, a counter bumped by each valid cancel request.
+    cancel_signals: Arc<CancelSignals>,
+}
+
+/// What a cancel request reaches besides pgwire's own handle (which stops a query while it
+/// plans, and a simple-protocol query while it runs): a per-connection counter that a
+/// streaming result watches, so a cancel also stops rows an extended-protocol Execute is
+/// still sending.
+#[derive(Default)]
+pub(crate) struct CancelSignals {
+    by_pid: std::sync::Mutex<std::collections::HashMap<i32, watch::Sender<u64>>>,
+}
+
+impl CancelSignals {
+    fn signals(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<i32, watch::Sender<u64>>> {
+        self.by_pid.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Watch the cancel requests of connection `pid`.
+    pub(crate) fn register(&self, pid: i32) -> watch::Receiver<u64> {
+        let (tx, rx) = watch::channel(0);
+        self.signals().insert(pid, tx);
+        rx
+    }
+
+    pub(crate) fn unregister(&self, pid: i32) {
+        self.signals().remove(&pid);
+    }
+}
+
+/// pgwire's cancel, then the connection's signal; only for a valid (pid, secret) pair.
+struct Cancels {
+    manager: Arc<ConnectionManager>,
+    signals: Arc<CancelSignals>,
+}
+
+#[async_trait::async_trait]
+impl CancelHandler for Cancels {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        if self.manager.cancel(request.pid, &request.secret_key).await
+            && let Some(signal) = self.signals.signals().get(&request.pid)
+        {
+            signal.send_modify(|n| *n += 1);
+        }
+    }
 }
 
 /// Serve until `shutdown` completes; then stop accepting, let connections
@@ -100,8 +148,12 @@ pub async fn run(
         options,
         pids: RandomPidSecretKeyGenerator::default(),
         cancels: Arc::new(ConnectionManager::new()),
+        cancel_signals: Arc::new(CancelSignals::default()),
     });
-    let cancel_handler = Arc::new(DefaultCancelHandler::new(Arc::clone(&shared.cancels)));
+    let cancel_handler = Arc::new(Cancels {
+        manager: Arc::clone(&shared.cancels),
+        signals: Arc::clone(&shared.cancel_signals),
+    });
     let (notify_shutdown, _) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut backoff = Duration::from_millis(10);

@@ -246,6 +246,16 @@ pub struct Session {
     role: OnceLock<Role>,
     /// The SCRAM exchange in progress during startup.
     scram: Mutex<Option<Scram>>,
+    /// Bumped by each cancel request for this connection (set once it has a backend id).
+    cancel_signal: OnceLock<(i32, tokio::sync::watch::Receiver<u64>)>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some((pid, _)) = self.cancel_signal.get() {
+            self.shared.cancel_signals.unregister(*pid);
+        }
+    }
 }
 
 /// Where a SCRAM-SHA-256 exchange stands.
@@ -278,6 +288,7 @@ impl Session {
             copy_in: Mutex::new(None),
             role: OnceLock::new(),
             scram: Mutex::new(None),
+            cancel_signal: OnceLock::new(),
         }
     }
 
@@ -579,6 +590,14 @@ impl Session {
         }
     }
 
+    /// The connection's cancel signal as of now: later cancel requests wake it.
+    fn cancel_watch(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        let (_, signal) = self.cancel_signal.get()?;
+        let mut signal = signal.clone();
+        signal.mark_unchanged();
+        Some(signal)
+    }
+
     /// When a statement starting now must end, from `statement_timeout`.
     fn statement_deadline(&self) -> Option<tokio::time::Instant> {
         let timeout = self
@@ -640,7 +659,7 @@ impl Session {
                 let encoder = RowEncoder::new(formats, expected);
                 Ok(Response::Query(QueryResponse::new(
                     Arc::new(fields),
-                    row_stream(stream, encoder, deadline),
+                    row_stream(stream, encoder, deadline, self.cancel_watch()),
                 )))
             }
             Outcome::Count(command) => {
@@ -916,6 +935,8 @@ impl Session {
         };
         pgcompat::functions::register_session(&self.ctx, user, pid, Arc::new(setting));
         client.set_pid_and_secret_key(pid, secret.clone());
+        let signal = self.shared.cancel_signals.register(pid);
+        let _ = self.cancel_signal.set((pid, signal));
         let (handle, guard) = self.shared.cancels.register(pid, secret);
         client
             .session_extensions()
@@ -1575,12 +1596,16 @@ fn row_stream(
     stream: SendableRecordBatchStream,
     mut encoder: RowEncoder,
     deadline: Option<tokio::time::Instant>,
+    cancel: Option<tokio::sync::watch::Receiver<u64>>,
 ) -> impl Stream<Item = PgWireResult<DataRow>> + Send + 'static {
-    until_deadline(stream, deadline).flat_map(move |batch| {
+    until_stopped(stream, deadline, cancel).flat_map(move |batch| {
         let rows: Vec<PgWireResult<DataRow>> = match batch.and_then(|b| encoder.encode(&b)) {
             Ok(rows) => rows.into_iter().map(Ok).collect(),
             Err(datafusion::error::DataFusionError::External(e)) if e.is::<StatementTimeout>() => {
                 vec![Err(timeout_error())]
+            }
+            Err(datafusion::error::DataFusionError::External(e)) if e.is::<Canceled>() => {
+                vec![Err(PgWireError::QueryCanceled)]
             }
             Err(e) => vec![Err(df_error(e))],
         };
@@ -1588,28 +1613,52 @@ fn row_stream(
     })
 }
 
-/// The batches of `stream` until `deadline`; then one statement-timeout error, and the end
-/// (the query's execution is dropped with the stream).
-fn until_deadline(
+/// The batches of `stream` until `deadline` or a cancel request; then one error (57014
+/// either way), and the end (the query's execution is dropped with the stream).
+fn until_stopped(
     stream: SendableRecordBatchStream,
     deadline: Option<tokio::time::Instant>,
+    cancel: Option<tokio::sync::watch::Receiver<u64>>,
 ) -> impl Stream<Item = datafusion::error::Result<RecordBatch>> + Send + 'static {
-    futures::stream::unfold(Some(stream), move |stream| async move {
-        let mut stream = stream?;
-        let next = match deadline {
-            Some(deadline) => match tokio::time::timeout_at(deadline, stream.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    let timeout =
-                        datafusion::error::DataFusionError::External(Box::new(StatementTimeout));
-                    return Some((Err(timeout), None));
-                }
-            },
-            None => stream.next().await,
+    futures::stream::unfold(Some((stream, cancel)), move |state| async move {
+        let (mut stream, mut cancel) = state?;
+        let stop = |e: Box<dyn std::error::Error + Send + Sync>| {
+            Some((Err(datafusion::error::DataFusionError::External(e)), None))
         };
-        next.map(|batch| (batch, Some(stream)))
+        let expired = async {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => futures::future::pending().await,
+            }
+        };
+        let canceled = async {
+            let fired = match cancel.as_mut() {
+                Some(signal) => signal.changed().await.is_ok(),
+                None => false,
+            };
+            if !fired {
+                futures::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            next = stream.next() => next.map(|batch| (batch, Some((stream, cancel)))),
+            () = expired => stop(Box::new(StatementTimeout)),
+            () = canceled => stop(Box::new(Canceled)),
+        }
     })
 }
+
+/// A cancel request stopped a streaming result.
+#[derive(Debug)]
+struct Canceled;
+
+impl std::fmt::Display for Canceled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("canceling statement due to user request")
+    }
+}
+
+impl std::error::Error for Canceled {}
 
 /// After an error inside BEGIN, PostgreSQL refuses everything until the transaction ends,
 /// and a COMMIT then rolls back. `Ok(None)`: run the statement normally.

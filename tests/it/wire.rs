@@ -251,3 +251,50 @@ async fn errors_carry_postgres_sqlstates() {
         .get(0);
     assert_eq!(one, 1);
 }
+
+/// A cancel request (what psql sends on Ctrl-C, pgJDBC on `Statement.cancel()`) stops a
+/// running query with 57014 over both protocols; the extended protocol computes as it
+/// streams, so the stream itself watches for the cancel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_requests_stop_running_queries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let client = server.connect().await;
+    let slow = "SELECT count(*) FROM generate_series(1, 100000) a, generate_series(1, 100000) b";
+    for extended in [false, true] {
+        let token = client.cancel_token();
+        let canceller = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            token
+                .cancel_query(tokio_postgres::NoTls)
+                .await
+                .expect("cancel request sent");
+        });
+        let started = std::time::Instant::now();
+        let err = if extended {
+            client
+                .query(slow, &[])
+                .await
+                .map(drop)
+                .expect_err("extended")
+        } else {
+            client
+                .simple_query(slow)
+                .await
+                .map(drop)
+                .expect_err("simple")
+        };
+        assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{err}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the cancel took effect promptly"
+        );
+        canceller.await.expect("canceller");
+    }
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM generate_series(1, 10)", &[])
+        .await
+        .expect("usable after cancels")
+        .get(0);
+    assert_eq!(n, 10);
+}
