@@ -781,7 +781,7 @@ fn types() -> Vec<Row> {
 }
 
 /// One table's rows as an Arrow batch with its declared columns.
-pub(super) fn batch(columns: &[(&str, Ty)], rows: &[Row]) -> Result<RecordBatch> {
+fn batch(columns: &[(&str, Ty)], rows: &[Row]) -> Result<RecordBatch> {
     fn find<'r>(row: &'r Row, name: &str) -> Option<&'r Cell> {
         row.iter().rev().find(|(n, _)| *n == name).map(|(_, c)| c)
     }
@@ -849,6 +849,15 @@ pub(super) fn batch(columns: &[(&str, Ty)], rows: &[Row]) -> Result<RecordBatch>
         .map_err(|e| DataFusionError::ArrowError(Box::new(e), None))
 }
 
+/// One emulated table's rows as a table to scan.
+pub(super) fn mem_table(columns: &[(&str, Ty)], rows: &[Row]) -> Result<Arc<dyn TableProvider>> {
+    let batch = batch(columns, rows)?;
+    Ok(Arc::new(MemTable::try_new(
+        batch.schema(),
+        vec![vec![batch]],
+    )?))
+}
+
 #[async_trait]
 impl SchemaProvider for PgCatalog {
     fn table_names(&self) -> Vec<String> {
@@ -859,10 +868,7 @@ impl SchemaProvider for PgCatalog {
         let Some((_, columns)) = TABLES.iter().find(|(n, _)| *n == name) else {
             return Ok(None);
         };
-        let rows = self.rows(name).await?;
-        let batch = batch(columns, &rows)?;
-        let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
-        Ok(Some(Arc::new(table)))
+        mem_table(columns, &self.rows(name).await?).map(Some)
     }
 
     fn table_exist(&self, name: &str) -> bool {

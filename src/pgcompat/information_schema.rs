@@ -8,11 +8,11 @@ use std::sync::{Arc, Weak};
 
 use arrow::datatypes::DataType;
 use async_trait::async_trait;
-use datafusion::catalog::{CatalogProvider, MemTable, SchemaProvider, TableProvider};
+use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::common::Result;
 use pgwire::api::Type;
 
-use super::catalog::{Cell, Relation, Row, Ty, batch, relations, t};
+use super::catalog::{Cell, Relation, Row, Ty, mem_table, relations, t};
 use super::{INFORMATION_SCHEMA, OWNER, PG_CATALOG};
 use crate::engine::DATABASE;
 use crate::server::encode::pg_type;
@@ -320,10 +320,7 @@ impl SchemaProvider for InformationSchema {
         let Some((_, columns)) = TABLES.iter().find(|(n, _)| *n == name) else {
             return Ok(None);
         };
-        let rows = self.rows(name).await?;
-        let batch = batch(columns, &rows)?;
-        let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
-        Ok(Some(Arc::new(table)))
+        mem_table(columns, &self.rows(name).await?).map(Some)
     }
 
     fn table_exist(&self, name: &str) -> bool {
