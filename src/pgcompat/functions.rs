@@ -165,6 +165,8 @@ pub fn register(ctx: &SessionContext) {
     for udf in udfs {
         ctx.register_udf(udf);
     }
+    ctx.register_udf(super::time::timezone());
+    ctx.register_udf(super::time::age());
 }
 
 /// The functions that answer for one connection: its user, its backend id and its settings

@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod functions;
 pub mod information_schema;
 pub mod rewrite;
+pub mod time;
 
 use pgwire::api::Type;
 

@@ -126,6 +126,8 @@ fn execution_message(msg: &str) -> &'static str {
         DIVISION_BY_ZERO
     } else if is_not_null_violation(&lower) {
         NOT_NULL_VIOLATION
+    } else if lower.contains("not recognized") {
+        INVALID_PARAMETER_VALUE
     } else if is_cast_failure(&lower) || lower.contains("invalid") {
         INVALID_TEXT_REPRESENTATION
     } else if lower.contains("not allowed")
