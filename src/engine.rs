@@ -189,6 +189,7 @@ struct Inner {
     config: EngineConfig,
     stop: watch::Sender<bool>,
     compactor: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    budgets: crate::governance::BudgetBook,
 }
 
 /// The SpendQL engine. Cheap to clone; clones share everything.
@@ -295,6 +296,7 @@ impl Engine {
                 config,
                 stop,
                 compactor: Mutex::new(None),
+                budgets: crate::governance::BudgetBook::default(),
             }),
         };
         engine.seed_catalog().await?;
@@ -396,7 +398,28 @@ impl Engine {
                 Arc::new(crate::pricing::sql::PricingImport::new(Arc::clone(pricing))),
             );
         }
+        ctx.register_udtf(
+            crate::governance::budget_check::NAME,
+            Arc::new(crate::governance::budget_check::BudgetCheck::new(
+                self.clone(),
+            )),
+        );
         ctx
+    }
+
+    /// The latest evaluation of every budget, shared by `budget_check` and the monitor.
+    pub fn budgets(&self) -> &crate::governance::BudgetBook {
+        &self.inner.budgets
+    }
+
+    /// How many writes have stored usage rows since the engine opened.
+    pub fn usage_commit_count(&self) -> u64 {
+        self.inner.storage.usage.commit_count()
+    }
+
+    /// Changes after every write that stores usage rows.
+    pub fn subscribe_usage_commits(&self) -> watch::Receiver<u64> {
+        self.inner.storage.usage.subscribe_commits()
     }
 
     /// Plan `sql` in a new session. The DataFrame runs when collected or streamed.

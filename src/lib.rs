@@ -10,6 +10,7 @@
 //! - [`engine`]: [`Engine`], the catalog, views and per-connection sessions.
 //! - [`ingest`]: streaming CSV, JSON lines and Parquet ingest with whole-file atomicity.
 //! - [`server`]: the PostgreSQL wire-protocol endpoint.
+//! - [`governance`]: budget evaluation, alerts and webhooks, `budget_check`.
 //! - [`demo`]: the seeded demo data set.
 //! - [`output`]: table, CSV and JSON rendering for the CLI.
 //! - [`pricing`]: the bundled price catalog and genai-prices / LiteLLM / CSV price imports.
@@ -26,6 +27,7 @@ pub mod auth;
 pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod governance;
 pub mod ingest;
 pub mod otlp;
 pub mod output;

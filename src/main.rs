@@ -5,12 +5,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
 
 use spendql::auth::Role;
 use spendql::auth::users::{self, Users};
+use spendql::governance::{Monitor, MonitorOptions};
 use spendql::ingest::{self, Format, IngestOptions};
 use spendql::output::{self, OutputFormat};
 use spendql::{Engine, EngineConfig, Error, Result};
@@ -181,6 +183,81 @@ struct ConfigFile {
     memory_limit: Option<String>,
     otlp: Option<SocketAddr>,
     tls: Option<TlsConfig>,
+    alerts: Option<AlertsConfig>,
+}
+
+/// `[alerts]` of `spendql.toml`: budget evaluation and webhook delivery.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertsConfig {
+    /// Evaluate budgets at least this often (default 10s), besides after every commit.
+    interval: Option<String>,
+    /// Delivery attempts after the first (default 4).
+    retries: Option<u32>,
+    /// Wait before the first retry, doubling each time (default 1s).
+    retry_backoff: Option<String>,
+    /// Let `budget_check` answer from an evaluation this old while usage keeps arriving
+    /// (default: always exact).
+    budget_check_staleness: Option<String>,
+}
+
+impl AlertsConfig {
+    fn options(&self) -> Result<MonitorOptions> {
+        let mut options = MonitorOptions::default();
+        if let Some(interval) = &self.interval {
+            options.interval = parse_duration(interval, "alerts.interval")?;
+        }
+        if let Some(retries) = self.retries {
+            options.retry.retries = retries;
+        }
+        if let Some(backoff) = &self.retry_backoff {
+            options.retry.backoff = parse_duration(backoff, "alerts.retry_backoff")?;
+        }
+        if let Some(staleness) = &self.budget_check_staleness {
+            options.budget_check_staleness =
+                parse_duration(staleness, "alerts.budget_check_staleness")?;
+        }
+        Ok(options)
+    }
+}
+
+/// `250ms`, `10s`, `5m`, `1h`.
+fn parse_duration(text: &str, key: &str) -> Result<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| Error::Invalid(format!("{key}: '{text}' is not a duration like 10s")))?;
+    let duration = match unit.trim() {
+        "ms" => Duration::from_millis(number),
+        "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(number * 60),
+        "h" => Duration::from_secs(number * 3600),
+        _ => {
+            return Err(Error::Invalid(format!(
+                "{key}: '{text}' needs a unit: ms, s, m or h"
+            )));
+        }
+    };
+    if duration.is_zero() {
+        return Err(Error::Invalid(format!("{key} must be more than zero")));
+    }
+    Ok(duration)
+}
+
+/// After a command stored usage: evaluate budgets, store due alerts, deliver them.
+async fn check_budgets(engine: &Engine) -> Result<()> {
+    if engine.usage_commit_count() == 0 {
+        return Ok(());
+    }
+    let monitor = Monitor::new(engine.clone(), MonitorOptions::default().retry)?;
+    for alert in monitor.check_and_deliver().await? {
+        eprintln!("alert: {}", alert.message);
+    }
+    Ok(())
 }
 
 /// `[tls]` of `spendql.toml`.
@@ -325,9 +402,12 @@ async fn run(cli: Cli) -> Result<()> {
             .await?;
             report_open(&engine);
             let batches = engine.sql(&query).await?.collect().await?;
-            let stdout = std::io::stdout();
-            let mut out = stdout.lock();
-            output::write_batches(&mut out, &batches, format)?;
+            {
+                let stdout = std::io::stdout();
+                let mut out = stdout.lock();
+                output::write_batches(&mut out, &batches, format)?;
+            }
+            check_budgets(&engine).await?;
             engine.shutdown().await
         }
         Command::Ingest {
@@ -356,8 +436,10 @@ async fn run(cli: Cli) -> Result<()> {
             } else {
                 ingest_files(&engine, &files, &options).await
             };
+            // Files committed before a failing one still count against budgets.
+            let checked = check_budgets(&engine).await;
             engine.shutdown().await?;
-            result
+            result.and(checked)
         }
         Command::Pricing {
             command: PricingCommand::Import { data, format, file },
@@ -459,6 +541,19 @@ async fn serve(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    let alert_options = file
+        .alerts
+        .as_ref()
+        .map(AlertsConfig::options)
+        .transpose()?
+        .unwrap_or_default();
+    engine
+        .budgets()
+        .set_max_staleness(alert_options.budget_check_staleness);
+    let monitor = tokio::spawn(
+        Monitor::new(engine.clone(), alert_options.retry)?
+            .run(alert_options.interval, stopped(stop_rx.clone())),
+    );
     let receiver = otlp.map(|((listener, addr), mapping)| {
         eprintln!("spendql receiving OTLP/HTTP traces on {addr} (POST /v1/traces)");
         let options = spendql::otlp::OtlpOptions {
@@ -490,6 +585,14 @@ async fn serve(
             Err(e) if !e.is_cancelled() => tracing::error!("otlp receiver task: {e}"),
             _ => {}
         }
+    }
+    if result.is_err() {
+        monitor.abort();
+    }
+    if let Err(e) = monitor.await
+        && !e.is_cancelled()
+    {
+        tracing::error!("budget monitor task: {e}");
     }
     engine.shutdown().await?;
     result

@@ -44,7 +44,7 @@ totals AS (
 ),
 rated AS (
   SELECT p.budget_id, p.name, p.scope, p.scope_value, p.period, p.period_start, p.period_end,
-    p.amount, p.thresholds, p.enforcement, p.owner, t.spend,
+    p.amount, p.thresholds, p.enforcement, p.owner, p.notify, t.spend,
     CAST(t.spend AS DOUBLE) / NULLIF(CAST(p.amount AS DOUBLE), 0) AS pct_used,
     CAST(t.spend AS DOUBLE)
       * (extract(epoch FROM p.period_end) - extract(epoch FROM p.period_start))
@@ -70,5 +70,5 @@ SELECT budget_id, name, scope, scope_value, period, period_start, period_end, am
     WHEN pct_used >= 0.8 THEN 'warning'
     ELSE 'ok'
   END AS status,
-  enforcement, thresholds, owner
+  enforcement, thresholds, owner, notify
 FROM rated

@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | admin | everything | everything (config tables, external tables, server files) |
 //! | analyst | every table and view | nothing |
-//! | ingest | the catalogs only | `INSERT` / `COPY FROM STDIN` into `usage` |
+//! | ingest | the catalogs and `budget_check` only | `INSERT` / `COPY FROM STDIN` into `usage` |
 //! | team:X | usage rows attributed to X, the config tables | nothing |
 //!
 //! A team reader's scans of `usage` get a filter on the row's attributed team — the same
@@ -23,6 +23,7 @@ use datafusion::logical_expr::logical_plan::dml::InsertOp;
 use datafusion::logical_expr::{Filter, LogicalPlan, TableScan, TableSource, WriteOp, lit};
 
 use super::Role;
+use crate::governance::budget_check::BudgetCheckTable;
 use crate::pricing::sql::ImportTable;
 use crate::storage::{ConfigTableProvider, UsageTable};
 
@@ -139,6 +140,16 @@ fn scan_denial(scan: &TableScan, role: &Role) -> Option<String> {
             "only admin can import prices (pricing_import is not allowed for role {role})"
         ));
     }
+    if provider_is::<BudgetCheckTable>(&scan.source) {
+        // Gateways that log usage (ingest) also ask before each request; a team reader
+        // would see other teams' budgets through it.
+        return match role {
+            Role::Team(_) => Some(format!(
+                "role {role} cannot call budget_check: it reports spend across teams"
+            )),
+            _ => None,
+        };
+    }
     match role {
         Role::Admin | Role::Analyst => None,
         Role::Ingest => Some(format!(
@@ -239,7 +250,12 @@ mod tests {
         );
         assert_eq!(check(&engine, &ingest, "SELECT 1").await, Ok(()));
         assert_eq!(check(&engine, &ingest, insert).await, Ok(()));
+        let gateway = "SELECT decision FROM budget_check('team', 'search', 0.01)";
+        for role in [&ingest, &analyst, &Role::Admin] {
+            assert_eq!(check(&engine, role, gateway).await, Ok(()), "{role}");
+        }
         let denied = [
+            (&team, gateway),
             (&ingest, "SELECT count(*) FROM usage"),
             (&ingest, "SELECT * FROM spend"),
             (&ingest, "INSERT INTO usage SELECT * FROM usage"),

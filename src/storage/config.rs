@@ -102,6 +102,12 @@ impl ConfigTable {
         self.read().batch.clone()
     }
 
+    /// The current rows and the version they are at, for a later `replace`.
+    pub fn rows_with_version(&self) -> (RecordBatch, u64) {
+        let contents = self.read();
+        (contents.batch.clone(), contents.version)
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Contents> {
         self.contents.read().unwrap_or_else(|p| p.into_inner())
     }

@@ -84,6 +84,8 @@ pub struct UsageStore {
     snapshot: RwLock<Snapshot>,
     writer: Mutex<Writer>,
     defaults: HashMap<String, Expr>,
+    /// Counts commits that stored rows, so budget evaluation runs after each one.
+    commits: tokio::sync::watch::Sender<u64>,
 }
 
 /// What opening found in the data directory.
@@ -137,8 +139,23 @@ impl UsageStore {
                 ids: EventIdIndex::new(id_cache_entries),
             }),
             defaults,
+            commits: tokio::sync::watch::Sender::new(0),
         });
         Ok((store, report))
+    }
+
+    /// A receiver that changes after every commit that stored rows.
+    pub fn subscribe_commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.commits.subscribe()
+    }
+
+    /// How many commits have stored rows since the store was opened.
+    pub fn commit_count(&self) -> u64 {
+        *self.commits.borrow()
+    }
+
+    fn committed(&self) {
+        self.commits.send_modify(|n| *n += 1);
     }
 
     /// Rows buffered in the WAL and not yet in Parquet.
@@ -199,9 +216,12 @@ impl UsageStore {
             writer.ids.forget(&keep.added);
             return Err(e);
         }
-        let mut snap = self.write_snapshot();
-        snap.buffered_rows += kept.num_rows();
-        snap.buffer.push(kept);
+        {
+            let mut snap = self.write_snapshot();
+            snap.buffered_rows += kept.num_rows();
+            snap.buffer.push(kept);
+        }
+        self.committed();
         Ok(counts)
     }
 
@@ -757,9 +777,14 @@ impl BulkWriter {
         self.write_pending()?;
         let Some(dir) = store.data_dir.clone() else {
             let rows: usize = self.memory.iter().map(RecordBatch::num_rows).sum();
-            let mut snap = store.write_snapshot();
-            snap.buffered_rows += rows;
-            snap.buffer.append(&mut self.memory);
+            {
+                let mut snap = store.write_snapshot();
+                snap.buffered_rows += rows;
+                snap.buffer.append(&mut self.memory);
+            }
+            if rows > 0 {
+                store.committed();
+            }
             return Ok(self.counts);
         };
         let mut published = Vec::with_capacity(self.days.len());
@@ -778,7 +803,12 @@ impl BulkWriter {
             return Err(e);
         }
         writer.manifest = manifest;
+        let stored = !published.is_empty();
         store.write_snapshot().files.extend(published);
+        drop(writer);
+        if stored {
+            store.committed();
+        }
         Ok(self.counts)
     }
 }

@@ -1,5 +1,6 @@
 //! Integration tests: they drive the real `spendql` binary and the real wire protocol.
 
+mod alerts;
 mod auth;
 mod catalog;
 mod cli;

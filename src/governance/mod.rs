@@ -1,0 +1,19 @@
+//! Budgets that warn and block: evaluation, alerts and their delivery, and the
+//! `budget_check` function gateways call before a request.
+//!
+//! - [`status`]: budgets in their current period, as the `budget_status` view computes
+//!   them, at any given time; the shared [`BudgetBook`](status::BudgetBook).
+//! - [`alerts`]: which alerts are due (once per budget, period and threshold) and their
+//!   rows in `alerts`.
+//! - [`webhook`]: delivery by HTTP POST with retries and backoff.
+//! - [`monitor`]: the server task that ties them together.
+//! - [`budget_check`]: the table function.
+
+pub mod alerts;
+pub mod budget_check;
+pub mod monitor;
+pub mod status;
+pub mod webhook;
+
+pub use monitor::{Monitor, MonitorOptions};
+pub use status::{BudgetBook, BudgetState, Evaluation};

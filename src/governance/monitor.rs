@@ -1,0 +1,187 @@
+//! The budget monitor: evaluates budgets after every commit that adds usage and on a
+//! timer, stores the alerts that are due, then delivers them.
+//!
+//! Order matters for "never dropped, never duplicated": an alert is appended to `alerts`
+//! (fsynced) before any delivery starts, and its id is derived from budget, period, kind
+//! and threshold, so evaluating again finds it. Delivery outcomes are recorded on the row;
+//! a row with neither `delivered_at` nor `delivery_error` is delivered again at the next
+//! evaluation, which is what happens after a crash between storing and delivering.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::task::JoinSet;
+
+use super::alerts::{self, Alert, Outcome, Pending};
+use super::status::{BudgetState, evaluate_at};
+use super::webhook::{Notifier, RetryPolicy};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+
+/// `[alerts]` settings.
+#[derive(Debug, Clone)]
+pub struct MonitorOptions {
+    /// Evaluate at least this often, even without new usage.
+    pub interval: Duration,
+    pub retry: RetryPolicy,
+    /// How old an evaluation `budget_check` may answer from after new usage (zero: exact).
+    pub budget_check_staleness: Duration,
+}
+
+impl Default for MonitorOptions {
+    fn default() -> Self {
+        MonitorOptions {
+            interval: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+            budget_check_staleness: Duration::ZERO,
+        }
+    }
+}
+
+/// Evaluates budgets, stores alerts, delivers them.
+#[derive(Debug, Clone)]
+pub struct Monitor {
+    engine: Engine,
+    notifier: Notifier,
+    /// Alerts whose delivery is under way, so a second evaluation does not start another.
+    in_flight: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Monitor {
+    pub fn new(engine: Engine, retry: RetryPolicy) -> Result<Monitor> {
+        Ok(Monitor {
+            engine,
+            notifier: Notifier::new(retry).map_err(Error::Invalid)?,
+            in_flight: Arc::default(),
+        })
+    }
+
+    /// Evaluate every budget at `now` and store the alerts due. Returns them.
+    pub async fn check_at(&self, now: DateTime<Utc>) -> Result<Vec<Alert>> {
+        let states = evaluate_at(&self.engine, now).await?;
+        self.fire(&states, now).await
+    }
+
+    async fn fire(&self, states: &[BudgetState], now: DateTime<Utc>) -> Result<Vec<Alert>> {
+        let table = self.alerts_table()?;
+        tokio::task::spawn_blocking({
+            let states = states.to_vec();
+            move || {
+                let due = alerts::due(&states, now, &alerts::fired_ids(&table));
+                alerts::store(&table, &due)?;
+                for alert in &due {
+                    tracing::info!("alert {}: {}", alert.alert_id, alert.message);
+                }
+                Ok(due)
+            }
+        })
+        .await
+        .map_err(|e| Error::Invalid(format!("alert task failed: {e}")))?
+    }
+
+    fn alerts_table(&self) -> Result<Arc<crate::storage::ConfigTable>> {
+        self.engine
+            .config_table("alerts")
+            .ok_or_else(|| Error::Invalid("built-in table alerts is missing".into()))
+    }
+
+    /// The alerts waiting for delivery at `now`, except those already being delivered.
+    fn claim_pending(&self, states: &[BudgetState], now: DateTime<Utc>) -> Result<Vec<Pending>> {
+        let pending = alerts::pending(&*self.alerts_table()?, states, now)?;
+        let Ok(mut in_flight) = self.in_flight.lock() else {
+            return Ok(Vec::new());
+        };
+        Ok(pending
+            .into_iter()
+            .filter(|p| in_flight.insert(p.alert_id.clone()))
+            .collect())
+    }
+
+    /// Deliver one alert and record the outcome on its row.
+    async fn deliver(&self, alert: Pending) -> Result<Outcome> {
+        let outcome = self.notifier.deliver(&alert).await;
+        let table = self.alerts_table()?;
+        let recorded = {
+            let outcome = outcome.clone();
+            let id = alert.alert_id.clone();
+            tokio::task::spawn_blocking(move || alerts::record(&table, &id, &outcome))
+                .await
+                .map_err(|e| Error::Invalid(format!("alert task failed: {e}")))
+        };
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            in_flight.remove(&alert.alert_id);
+        }
+        recorded??;
+        match &outcome {
+            Outcome::Delivered(_) => tracing::info!("alert {} delivered", alert.alert_id),
+            Outcome::Failed(reason) => {
+                tracing::error!("alert {} not delivered: {reason}", alert.alert_id)
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Deliver every pending alert of the budgets as they are at `now`, and wait for the
+    /// outcomes. For one-shot commands and tests; the server delivers in the background.
+    pub async fn deliver_pending_at(&self, now: DateTime<Utc>) -> Result<Vec<Outcome>> {
+        let states = evaluate_at(&self.engine, now).await?;
+        let mut outcomes = Vec::new();
+        for alert in self.claim_pending(&states, now)? {
+            outcomes.push(self.deliver(alert).await?);
+        }
+        Ok(outcomes)
+    }
+
+    /// Evaluate now, store and deliver: what `spendql ingest` and `spendql sql` run after
+    /// a commit that added usage.
+    pub async fn check_and_deliver(&self) -> Result<Vec<Alert>> {
+        let now = Utc::now();
+        let fired = self.check_at(now).await?;
+        self.deliver_pending_at(now).await?;
+        Ok(fired)
+    }
+
+    /// One evaluation in the server: refresh the shared budget view (`budget_check` reads
+    /// it), store due alerts, start deliveries.
+    async fn tick(&self, deliveries: &mut JoinSet<()>) -> Result<()> {
+        let now = Utc::now();
+        let evaluation = self.engine.budgets().refresh_now(&self.engine).await?;
+        self.fire(&evaluation.states, now).await?;
+        for alert in self.claim_pending(&evaluation.states, now)? {
+            let monitor = self.clone();
+            deliveries.spawn(async move {
+                if let Err(e) = monitor.deliver(alert).await {
+                    tracing::error!("recording an alert delivery failed: {e}");
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Run until `shutdown` completes: evaluate at start, after every usage commit and
+    /// every `interval`. Deliveries still retrying at shutdown are abandoned; their alerts
+    /// are delivered after the next start.
+    pub async fn run(self, interval: Duration, shutdown: impl std::future::Future<Output = ()>) {
+        let mut commits = self.engine.subscribe_usage_commits();
+        let mut deliveries = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            if let Err(e) = self.tick(&mut deliveries).await {
+                tracing::error!("budget evaluation failed (will retry): {e}");
+            }
+            while deliveries.try_join_next().is_some() {}
+            tokio::select! {
+                _ = &mut shutdown => break,
+                changed = commits.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+        deliveries.shutdown().await;
+    }
+}

@@ -1,0 +1,392 @@
+//! Budgets and alerts through the real server: thresholds crossed by INSERTs fire once,
+//! are stored before delivery, reach a real HTTP receiver, survive restarts and crashes
+//! without firing again, and failed deliveries are retried then recorded.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use hyper::service::service_fn;
+use tokio::sync::mpsc;
+
+use crate::common::Server;
+
+/// A webhook receiver: answers every POST with `status` and reports its body.
+struct Receiver {
+    addr: SocketAddr,
+    posts: mpsc::UnboundedReceiver<(String, serde_json::Value)>,
+}
+
+impl Receiver {
+    async fn start(status: u16) -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Receiver::serve(listener, status)
+    }
+
+    fn serve(listener: tokio::net::TcpListener, status: u16) -> Receiver {
+        let addr = listener.local_addr().unwrap();
+        let (tx, posts) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let service =
+                        service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                            let tx = tx.clone();
+                            async move {
+                                let path = request.uri().path().to_string();
+                                let body = request.into_body().collect().await?.to_bytes();
+                                let json = serde_json::from_slice(&body).unwrap_or_default();
+                                let _ = tx.send((path, json));
+                                let mut response = hyper::Response::new(http_body_util::Full::new(
+                                    bytes::Bytes::new(),
+                                ));
+                                *response.status_mut() =
+                                    hyper::StatusCode::from_u16(status).unwrap();
+                                Ok::<_, hyper::Error>(response)
+                            }
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Receiver { addr, posts }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn next(&mut self) -> (String, serde_json::Value) {
+        tokio::time::timeout(Duration::from_secs(30), self.posts.recv())
+            .await
+            .expect("a webhook POST within 30 s")
+            .expect("receiver running")
+    }
+}
+
+/// `[alerts]` with a long timer, so only commits trigger evaluations, and quick retries.
+fn config(dir: &Path, retries: u32, backoff: &str) -> String {
+    let path = dir.join("spendql.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[alerts]\ninterval = \"1h\"\nretries = {retries}\nretry_backoff = \"{backoff}\"\n"
+        ),
+    )
+    .unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// $1 per million input tokens for acme/m1.
+async fn price(client: &tokio_postgres::Client) {
+    client
+        .batch_execute(
+            "INSERT INTO pricing (provider, model, effective_from, input_per_mtok, output_per_mtok) \
+             VALUES ('acme', 'm1', '2020-01-01T00:00:00Z', 1, 1)",
+        )
+        .await
+        .unwrap();
+}
+
+/// Usage now for team `team` costing `usd` dollars.
+async fn spend(client: &tokio_postgres::Client, id: &str, team: &str, usd: u64) {
+    client
+        .batch_execute(&format!(
+            "INSERT INTO usage (event_id, ts, provider, model, input_tokens, output_tokens, team) \
+             VALUES ('{id}', now(), 'acme', 'm1', {}, 0, '{team}')",
+            usd * 1_000_000
+        ))
+        .await
+        .unwrap();
+}
+
+async fn wait_for(client: &tokio_postgres::Client, query: &str) -> String {
+    for _ in 0..600 {
+        let rows = client.simple_query(query).await.unwrap();
+        for message in rows {
+            if let tokio_postgres::SimpleQueryMessage::Row(row) = message
+                && let Some(value) = row.get(0)
+            {
+                return value.to_string();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no row from {query} within 30 s");
+}
+
+async fn alert_ids(client: &tokio_postgres::Client) -> Vec<String> {
+    client
+        .query("SELECT alert_id FROM alerts ORDER BY alert_id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thresholds_fire_once_are_delivered_and_a_restart_does_not_refire() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), 2, "10ms");
+    let mut ok = Receiver::start(200).await;
+    let mut failing = Receiver::start(500).await;
+    let server = Server::start(dir.path(), &["--config", &config]);
+    let client = server.connect().await;
+    price(&client).await;
+    client
+        .batch_execute(&format!(
+            "INSERT INTO budgets (budget_id, name, scope, scope_value, period, amount, thresholds, notify) \
+             VALUES ('search', 'Search monthly', 'team', 'search', 'month', 10, '0.5,1.0', '{}')",
+            ok.url("/hook")
+        ))
+        .await
+        .unwrap();
+    spend(&client, "a", "search", 6).await;
+    let (path, body) = ok.next().await;
+    assert_eq!(path, "/hook");
+    assert_eq!(body["budget_id"], "search");
+    assert_eq!(body["kind"], "budget_threshold");
+    assert_eq!(body["threshold"], "0.5");
+    assert_eq!(body["spend"], "6");
+    assert_eq!(body["amount"], "10");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("reached 50% of $10.00"),
+        "{body}"
+    );
+    let delivered = wait_for(
+        &client,
+        "SELECT 'yes' FROM alerts WHERE budget_id = 'search' AND delivered_at IS NOT NULL",
+    )
+    .await;
+    assert_eq!(delivered, "yes");
+
+    // More spend in the same period: only the next threshold fires.
+    spend(&client, "b", "search", 5).await;
+    let (_, body) = ok.next().await;
+    assert_eq!(body["threshold"], "1");
+    assert_eq!(body["spend"], "11");
+
+    // A receiver that keeps failing: three attempts, then the error is recorded.
+    client
+        .batch_execute(&format!(
+            "INSERT INTO budgets (budget_id, scope, period, amount, thresholds, notify) \
+             VALUES ('all', 'global', 'month', 1, '1.0', '{}')",
+            failing.url("/secret-token")
+        ))
+        .await
+        .unwrap();
+    spend(&client, "c", "ads", 1).await;
+    for _ in 0..3 {
+        let (_, body) = failing.next().await;
+        assert_eq!(body["budget_id"], "all");
+    }
+    let error = wait_for(
+        &client,
+        "SELECT delivery_error FROM alerts WHERE budget_id = 'all' AND delivery_error IS NOT NULL",
+    )
+    .await;
+    assert!(error.contains("HTTP 500"), "{error}");
+    assert!(error.contains("after 3 attempts"), "{error}");
+    assert!(
+        !error.contains("secret-token"),
+        "the URL path is a secret: {error}"
+    );
+    let before_restart = alert_ids(&client).await;
+    assert_eq!(before_restart.len(), 3, "{before_restart:?}");
+    drop(client);
+    server.stop();
+
+    // After a restart the same periods and thresholds fire nothing. A new budget fires,
+    // which shows the evaluation ran.
+    let server = Server::start(dir.path(), &["--config", &config]);
+    let client = server.connect().await;
+    client
+        .batch_execute(&format!(
+            "INSERT INTO budgets (budget_id, scope, scope_value, period, amount, thresholds, notify) \
+             VALUES ('ads', 'team', 'ads', 'month', 2, '0.5', '{}')",
+            ok.url("/ads")
+        ))
+        .await
+        .unwrap();
+    spend(&client, "d", "ads", 1).await;
+    let (path, body) = ok.next().await;
+    assert_eq!(
+        (path.as_str(), &body["budget_id"]),
+        ("/ads", &serde_json::json!("ads"))
+    );
+    let mut after = alert_ids(&client).await;
+    after.retain(|id| !id.starts_with("ads:"));
+    assert_eq!(after, before_restart, "no alert fired twice");
+    assert!(
+        ok.posts.try_recv().is_err(),
+        "no second POST for an old alert"
+    );
+    assert!(
+        failing.posts.try_recv().is_err(),
+        "a recorded failure is not retried"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_stored_before_a_crash_is_delivered_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // Retry for minutes: the delivery is still pending when the server is killed.
+    let config = config(dir.path(), 100, "10s");
+    // A port with nothing listening yet.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let server = Server::start(dir.path(), &["--config", &config]);
+    let client = server.connect().await;
+    price(&client).await;
+    client
+        .batch_execute(&format!(
+            "INSERT INTO budgets (budget_id, scope, period, amount, thresholds, notify) \
+             VALUES ('g', 'global', 'month', 1, '1.0', 'http://127.0.0.1:{port}/late')"
+        ))
+        .await
+        .unwrap();
+    spend(&client, "a", "search", 2).await;
+    let stored = wait_for(&client, "SELECT alert_id FROM alerts").await;
+    assert!(stored.starts_with("g:"), "{stored}");
+    drop(client);
+    server.kill();
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut receiver = Receiver::serve(listener, 200);
+    let server = Server::start(dir.path(), &["--config", &config]);
+    let (path, body) = receiver.next().await;
+    assert_eq!(path, "/late");
+    assert_eq!(body["alert_id"], stored.as_str());
+    let client = server.connect().await;
+    wait_for(
+        &client,
+        "SELECT alert_id FROM alerts WHERE delivered_at IS NOT NULL",
+    )
+    .await;
+    assert_eq!(alert_ids(&client).await, [stored]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budget_check_decides_per_scope_over_the_wire() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let client = server.connect().await;
+    price(&client).await;
+    client
+        .batch_execute(
+            "INSERT INTO budgets (budget_id, scope, scope_value, period, amount, thresholds, enforcement) \
+             VALUES ('search', 'team', 'search', 'month', 10, '0.8,1.0', 'block'), \
+                    ('everyone', 'global', NULL, 'month', 1000, '1.0', 'alert')",
+        )
+        .await
+        .unwrap();
+    spend(&client, "a", "search", 7).await;
+    let check = |estimate: &'static str| {
+        let client = &client;
+        async move {
+            let row = client
+                .query_one(
+                    &format!(
+                        "SELECT decision, budget_id, CAST(remaining AS TEXT), CAST(spend AS TEXT) \
+                         FROM budget_check('team', 'search', {estimate})"
+                    ),
+                    &[],
+                )
+                .await
+                .unwrap();
+            (
+                row.get::<_, String>(0),
+                row.get::<_, Option<String>>(1),
+                row.get::<_, Option<String>>(2),
+                row.get::<_, Option<String>>(3),
+            )
+        }
+    };
+    let (decision, budget, remaining, spent) = check("0.5").await;
+    assert_eq!(decision, "allow");
+    assert_eq!(budget.as_deref(), Some("search"));
+    assert_eq!(remaining.as_deref(), Some("2.500000000000"));
+    assert_eq!(spent.as_deref(), Some("7.000000000000"));
+    assert_eq!(check("1.25").await.0, "warn");
+    assert_eq!(check("3").await.0, "block");
+    // Spend committed just now counts.
+    spend(&client, "b", "search", 3).await;
+    let (decision, _, remaining, _) = check("0").await;
+    assert_eq!(decision, "block");
+    assert_eq!(remaining.as_deref(), Some("0.000000000000"));
+    // Another team is only under the global budget.
+    let row = client
+        .query_one(
+            "SELECT decision, budget_id FROM budget_check('team', 'ads')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "allow");
+    assert_eq!(row.get::<_, String>(1), "everyone");
+    let error = client
+        .query("SELECT * FROM budget_check('galaxy', 'x')", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.code(),
+        Some(&tokio_postgres::error::SqlState::INVALID_PARAMETER_VALUE)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cli_insert_fires_and_delivers_before_the_command_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ok = Receiver::start(200).await;
+    let setup = format!(
+        "INSERT INTO budgets (budget_id, scope, period, amount, thresholds, notify) \
+         VALUES ('cli', 'global', 'month', 1, '1.0', '{}')",
+        ok.url("/cli")
+    );
+    crate::common::sql_ok(dir.path(), &setup);
+    crate::common::sql_ok(
+        dir.path(),
+        "INSERT INTO pricing (provider, model, effective_from, input_per_mtok, output_per_mtok) \
+         VALUES ('acme', 'm1', '2020-01-01T00:00:00Z', 1, 1)",
+    );
+    let out = tokio::task::spawn_blocking({
+        let dir = dir.path().to_path_buf();
+        move || {
+            crate::common::sql(
+                &dir,
+                "INSERT INTO usage (event_id, ts, provider, model, input_tokens, output_tokens) \
+                 VALUES ('x', now(), 'acme', 'm1', 3000000, 0)",
+                "csv",
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("alert: Budget cli"), "{stderr}");
+    // Delivered while the command ran, and recorded.
+    let (path, body) = ok.posts.try_recv().expect("POST before exit");
+    assert_eq!(path, "/cli");
+    assert_eq!(body["spend"], "3");
+    let delivered = crate::common::sql_ok(
+        dir.path(),
+        "SELECT count(*) FROM alerts WHERE delivered_at IS NOT NULL",
+    );
+    assert_eq!(delivered.lines().nth(1), Some("1"));
+}
