@@ -11,42 +11,27 @@
 //!
 //! `cargo bench --bench wire`. Nothing here asserts a timing.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "common/dashboard.rs"]
+mod dashboard;
+#[path = "common/server.rs"]
+mod server;
+
+use dashboard::DASHBOARD;
+use server::{Running, free_port, start_spendql, wait_ready};
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 const STREAM_QUERY: &str =
     "SELECT event_id, ts, provider, model, input_tokens, output_tokens, team FROM usage";
-
-/// What a spend dashboard asks, over the demo data set.
-const DASHBOARD: &[&str] = &[
-    "SELECT date_trunc('month', ts) AS month, team, sum(list_cost) AS cost \
-     FROM spend GROUP BY 1, 2 ORDER BY 1, 2",
-    "SELECT customer, sum(list_cost) AS cost FROM spend \
-     WHERE ts >= TIMESTAMPTZ '2026-09-01 00:00:00+00' GROUP BY 1 ORDER BY 2 DESC LIMIT 10",
-    "SELECT date_trunc('day', ts) AS day, feature, sum(list_cost) AS cost FROM spend \
-     WHERE team = 'search' GROUP BY 1, 2 ORDER BY 1, 2",
-    "SELECT model, service_tier, sum(list_cost) AS cost, sum(input_tokens + output_tokens) AS tokens \
-     FROM spend GROUP BY 1, 2 ORDER BY 3 DESC",
-    "SELECT * FROM budget_status",
-    "SELECT provider, sum(list_cost) AS cost FROM spend_daily \
-     WHERE environment = 'prod' GROUP BY 1 ORDER BY 2 DESC",
-];
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn run(cmd: &mut Command) {
@@ -92,59 +77,6 @@ fn write_csv(path: &Path, rows: usize) {
         .expect("write");
     }
     out.flush().expect("flush");
-}
-
-/// A running server, stopped when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_spendql(data: &Path, port: u16) -> Running {
-    let child = Command::new(env!("CARGO_BIN_EXE_spendql"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
-        .arg(data)
-        .env("SPENDQL_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn spendql serve");
-    wait_ready(port, "tester");
-    Running(child)
-}
-
-fn wait_ready(port: u16, user: &str) {
-    for _ in 0..300 {
-        let ok = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-U",
-                user,
-                "-c",
-                "SELECT 1",
-            ])
-            .arg(if user == "postgres" {
-                "postgres"
-            } else {
-                "spendql"
-            })
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("server on port {port} did not start");
 }
 
 /// `cmd` as the postgres user when running as root (PostgreSQL refuses root).
@@ -252,7 +184,7 @@ fn streaming(work: &Path) {
         .env("SPENDQL_LOG", "warn")
         .stdout(Stdio::null()));
     let spendql_port = free_port();
-    let _spendql = start_spendql(&data, spendql_port);
+    let _spendql = start_spendql(&data, spendql_port, &[]);
     let pg_dir = work.join("pg");
     let pg_port = free_port();
     let _postgres = start_postgres(&pg_dir, pg_port, &csv);
@@ -286,7 +218,7 @@ fn dashboards(work: &Path) {
         .env("SPENDQL_LOG", "warn")
         .stdout(Stdio::null()));
     let port = free_port();
-    let _spendql = start_spendql(&data, port);
+    let _spendql = start_spendql(&data, port, &[]);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

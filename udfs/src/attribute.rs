@@ -75,15 +75,18 @@ static DOC: std::sync::LazyLock<Documentation> = std::sync::LazyLock::new(|| {
 });
 
 /// A value tagged at the source wins over the rule's.
-fn source_wins(source: StringArray, by_rule: ArrayRef) -> Result<ArrayRef> {
+fn source_wins(
+    source: StringArray,
+    by_rule: impl FnOnce() -> Result<ArrayRef>,
+) -> Result<ArrayRef> {
     if source.null_count() == 0 {
         return Ok(Arc::new(source));
     }
     if source.null_count() == source.len() {
-        return Ok(by_rule);
+        return by_rule();
     }
     let tagged = is_not_null(&source)?;
-    Ok(zip(&tagged, &source, &by_rule)?)
+    Ok(zip(&tagged, &source, &by_rule()?)?)
 }
 
 fn opt(array: &StringArray, i: usize) -> Option<&str> {
@@ -148,9 +151,11 @@ impl ScalarUDFImpl for AttributeFunc {
             (provider?, api_key_id?, project?, model?, tags?);
         // Per row only the deciding rule's index; the output columns are then gathered from
         // the rules' assignment columns in one pass each.
-        let mut memo: HashMap<RowKey<'_>, Vec<u32>, foldhash::fast::FixedState> =
+        let mut memo: HashMap<RowKey<'_>, Arc<[u32]>, foldhash::fast::FixedState> =
             HashMap::default();
         let mut decided = UInt32Builder::with_capacity(rows);
+        // Neighbouring rows often share a key: compare before hashing.
+        let mut previous: Option<(RowKey<'_>, Arc<[u32]>)> = None;
         for i in 0..rows {
             if ts.is_null(i) {
                 decided.append_null();
@@ -164,10 +169,19 @@ impl ScalarUDFImpl for AttributeFunc {
                 environment: opt(&environment, i),
                 tags: opt(&tags, i),
             });
+            let candidates = match &previous {
+                Some((last, candidates)) if *last == key => Arc::clone(candidates),
+                _ => {
+                    let candidates = Arc::clone(
+                        memo.entry(key)
+                            .or_insert_with(|| rules.cached_candidates(&key)),
+                    );
+                    previous = Some((key, Arc::clone(&candidates)));
+                    candidates
+                }
+            };
             let at = ts.value(i);
-            let rule = memo
-                .entry(key)
-                .or_insert_with(|| rules.candidates(&key))
+            let rule = candidates
                 .iter()
                 .find(|index| rules.rule(**index).valid_at(at))
                 .copied();
@@ -182,12 +196,18 @@ impl ScalarUDFImpl for AttributeFunc {
             cost_center,
             rule_id,
         ] = rules.assignments();
-        let gather = |values: &StringArray| take(values, &decided, None);
+        // Columns no rule assigns, and rows tagged at the source, need no gathering.
+        let gather = |values: &StringArray| -> Result<ArrayRef> {
+            if values.null_count() == values.len() {
+                return Ok(new_null_array(&DataType::Utf8, rows));
+            }
+            Ok(take(values, &decided, None)?)
+        };
         let columns: Vec<ArrayRef> = vec![
-            source_wins(team, gather(team_rule)?)?,
-            source_wins(feature, gather(feature_rule)?)?,
-            source_wins(customer, gather(customer_rule)?)?,
-            source_wins(environment, gather(environment_rule)?)?,
+            source_wins(team, || gather(team_rule))?,
+            source_wins(feature, || gather(feature_rule))?,
+            source_wins(customer, || gather(customer_rule))?,
+            source_wins(environment, || gather(environment_rule))?,
             gather(cost_center)?,
             gather(rule_id)?,
         ];

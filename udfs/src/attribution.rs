@@ -6,7 +6,8 @@
 //! by `priority` (lower first, then `rule_id`) decides; its NULL assignments leave the row's
 //! value as it is, and a value tagged at the source always wins over a rule.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{Int32Type, TimestampMicrosecondType};
@@ -46,9 +47,42 @@ pub struct RowKey<'a> {
     pub tags: Option<&'a str>,
 }
 
+/// A row's `tags`, parsed at most once however many tag rules look at it.
+#[derive(Debug)]
+struct RowTags<'a> {
+    text: Option<&'a str>,
+    parsed: Option<Option<serde_json::Value>>,
+}
+
+impl<'a> RowTags<'a> {
+    fn new(text: Option<&'a str>) -> Self {
+        RowTags { text, parsed: None }
+    }
+
+    /// The value under `key`, if the tags are a JSON object that has it.
+    fn get(&mut self, key: &str) -> Option<&serde_json::Value> {
+        let text = self.text?;
+        // Without escapes, JSON text spells every key literally: a key that does not
+        // occur in the text is not there, and most rows are answered without parsing.
+        if !text.contains('\\') && !text.contains(key) {
+            return None;
+        }
+        self.parsed
+            .get_or_insert_with(|| serde_json::from_str(text).ok())
+            .as_ref()?
+            .get(key)
+    }
+}
+
 impl Rule {
     /// Whether the rule's match columns accept `row` (its validity period aside).
+    #[cfg(test)]
     fn matches(&self, row: &RowKey<'_>) -> bool {
+        self.matches_columns(row) && self.tag_matches(&mut RowTags::new(row.tags))
+    }
+
+    /// The match on every column but `tags`.
+    fn matches_columns(&self, row: &RowKey<'_>) -> bool {
         let same = |rule: &Option<String>, value: Option<&str>| {
             rule.as_deref().is_none_or(|r| Some(r) == value)
         };
@@ -60,23 +94,20 @@ impl Rule {
                 .model_pattern
                 .as_deref()
                 .is_none_or(|p| row.model.is_some_and(|m| like(p, m)))
-            && self.tag_matches(row.tags)
     }
 
-    fn tag_matches(&self, tags: Option<&str>) -> bool {
+    /// Whether the row's tags satisfy the rule's `tag_key` / `tag_value` (true without).
+    fn tag_matches(&self, tags: &mut RowTags<'_>) -> bool {
         let Some(key) = self.tag_key.as_deref() else {
             return true;
         };
-        let Some(value) = tags
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
-            .and_then(|t| t.get(key).cloned())
-        else {
+        let Some(value) = tags.get(key) else {
             return false;
         };
         match (self.tag_value.as_deref(), value) {
             (None, _) => true,
             (Some(want), serde_json::Value::String(s)) => s == want,
-            (Some(want), other) => serde_json::to_string(&other).is_ok_and(|text| text == want),
+            (Some(want), other) => serde_json::to_string(other).is_ok_and(|text| text == want),
         }
     }
 
@@ -96,7 +127,31 @@ pub struct AttributionRules {
     /// Which match columns any rule sets: provider, api_key_id, project, model, environment,
     /// tags. Rows are keyed on these only, so unused columns cost nothing per row.
     used: [bool; 6],
+    /// Candidates per key, kept across batches and queries for as long as these rules are
+    /// current (they are rebuilt when the table changes).
+    cache: Mutex<HashMap<OwnedKey, Arc<[u32]>>>,
 }
+
+/// A [`RowKey`] that owns its text, for the cache shared across batches.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct OwnedKey([Option<String>; 6]);
+
+impl OwnedKey {
+    fn new(row: &RowKey<'_>) -> Self {
+        let own = |v: Option<&str>| v.map(str::to_string);
+        OwnedKey([
+            own(row.provider),
+            own(row.api_key_id),
+            own(row.project),
+            own(row.model),
+            own(row.environment),
+            own(row.tags),
+        ])
+    }
+}
+
+/// Distinct keys remembered before the cache starts over (bounds its memory).
+const CACHE_KEYS: usize = 65_536;
 
 impl AttributionRules {
     /// Rules in any order; they are tried by priority, then rule id.
@@ -125,6 +180,7 @@ impl AttributionRules {
             rules,
             assignments,
             used,
+            cache: Mutex::default(),
         }
     }
 
@@ -261,11 +317,31 @@ impl AttributionRules {
         &self.rules[index as usize]
     }
 
-    /// The rules whose match columns accept `row`, in the order they are tried.
+    /// [`AttributionRules::candidates`], remembered for the life of these rules.
+    pub fn cached_candidates(&self, row: &RowKey<'_>) -> Arc<[u32]> {
+        let owned = OwnedKey::new(row);
+        if let Ok(cache) = self.cache.lock()
+            && let Some(found) = cache.get(&owned)
+        {
+            return Arc::clone(found);
+        }
+        let found: Arc<[u32]> = self.candidates(row).into();
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_KEYS {
+                cache.clear();
+            }
+            cache.insert(owned, Arc::clone(&found));
+        }
+        found
+    }
+
+    /// The rules whose match columns accept `row`, in the order they are tried; the
+    /// caller picks the first in force at the row's time.
     pub fn candidates(&self, row: &RowKey<'_>) -> Vec<u32> {
+        let mut tags = RowTags::new(row.tags);
         (0u32..)
             .zip(&self.rules)
-            .filter(|(_, rule)| rule.matches(row))
+            .filter(|(_, rule)| rule.matches_columns(row) && rule.tag_matches(&mut tags))
             .map(|(i, _)| i)
             .collect()
     }
@@ -367,6 +443,10 @@ mod tests {
         assert!(!rule.matches(&key("x", "m", Some(r#"{"surface":"agent"}"#))));
         assert!(!rule.matches(&key("x", "m", Some("not json"))));
         assert!(!rule.matches(&key("x", "m", None)));
+        // A key spelled with an escape is still the key.
+        assert!(rule.matches(&key("x", "m", Some(r#"{"\u0073urface":"help-center"}"#))));
+        // The key's name inside a value is not the key.
+        assert!(!rule.matches(&key("x", "m", Some(r#"{"note":"surface"}"#))));
         let any_value = Rule {
             tag_key: Some("n".into()),
             ..Rule::default()

@@ -1,0 +1,70 @@
+//! Starting servers for the benchmarks that talk to one over the wire.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A running server, stopped when dropped.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `spendql serve` on `data` and loopback `port`, once it answers.
+pub fn start_spendql(data: &Path, port: u16, extra: &[&str]) -> Running {
+    let child = Command::new(env!("CARGO_BIN_EXE_spendql"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(data)
+        .args(extra)
+        .env("SPENDQL_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn spendql serve");
+    wait_ready(port, "tester");
+    Running(child)
+}
+
+/// Wait until psql gets an answer on `port` as `user` (PostgreSQL's own database when the
+/// user is postgres).
+pub fn wait_ready(port: u16, user: &str) {
+    for _ in 0..300 {
+        let ok = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                user,
+                "-c",
+                "SELECT 1",
+            ])
+            .arg(if user == "postgres" {
+                "postgres"
+            } else {
+                "spendql"
+            })
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("server on port {port} did not start");
+}
