@@ -40,6 +40,14 @@ pub(crate) const VIEWS: &[(&str, &str)] = &[
         include_str!("../sql/views/unattributed_spend.sql"),
     ),
     (
+        "attribution_coverage",
+        include_str!("../sql/views/attribution_coverage.sql"),
+    ),
+    (
+        "spend_allocated",
+        include_str!("../sql/views/spend_allocated.sql"),
+    ),
+    (
         "reported_cost_comparison",
         include_str!("../sql/views/reported_cost_comparison.sql"),
     ),
@@ -59,6 +67,14 @@ pub(crate) const VIEWS: &[(&str, &str)] = &[
     (
         "keys_due_for_rotation",
         include_str!("../sql/views/keys_due_for_rotation.sql"),
+    ),
+    (
+        "api_key_spend",
+        include_str!("../sql/views/api_key_spend.sql"),
+    ),
+    (
+        "api_key_findings",
+        include_str!("../sql/views/api_key_findings.sql"),
     ),
     (
         "unit_economics",

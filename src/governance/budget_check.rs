@@ -77,6 +77,16 @@ impl BudgetCheck {
 
 impl TableFunctionImpl for BudgetCheck {
     fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
+        if args.exprs().iter().any(is_parameter) {
+            // A prepared statement being described: the server binds the values into the
+            // statement before it runs (server::table_args), so this table never executes.
+            let run = CheckRun {
+                engine: self.engine.clone(),
+                request: None,
+            };
+            let table = StreamingTable::try_new(Arc::clone(&RESULT_SCHEMA), vec![Arc::new(run)])?;
+            return Ok(Arc::new(BudgetCheckTable(table)));
+        }
         let (scope, value, estimate) = match args.exprs() {
             [scope, value] => (scope, value, None),
             [scope, value, estimate] => (scope, value, Some(estimate)),
@@ -106,11 +116,11 @@ impl TableFunctionImpl for BudgetCheck {
         }
         let run = CheckRun {
             engine: self.engine.clone(),
-            request: Request {
+            request: Some(Request {
                 scope,
                 value,
                 estimate,
-            },
+            }),
         };
         let table = StreamingTable::try_new(Arc::clone(&RESULT_SCHEMA), vec![Arc::new(run)])?;
         Ok(Arc::new(BudgetCheckTable(table)))
@@ -140,6 +150,14 @@ impl TableProvider for BudgetCheckTable {
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         self.0.scan(state, projection, filters, limit).await
+    }
+}
+
+fn is_parameter(expr: &Expr) -> bool {
+    match expr {
+        Expr::Placeholder(_) => true,
+        Expr::Cast(cast) => is_parameter(&cast.expr),
+        _ => false,
     }
 }
 
@@ -310,7 +328,8 @@ fn result_batch(evaluation: &Evaluation, request: &Request) -> DfResult<RecordBa
 #[derive(Debug)]
 struct CheckRun {
     engine: Engine,
-    request: Request,
+    /// `None` while a prepared statement's parameters are unbound.
+    request: Option<Request>,
 }
 
 impl PartitionStream for CheckRun {
@@ -322,6 +341,9 @@ impl PartitionStream for CheckRun {
         let engine = self.engine.clone();
         let request = self.request.clone();
         let check = async move {
+            let Some(request) = request else {
+                return invalid("its arguments are unbound parameters".into());
+            };
             let evaluation = engine
                 .budgets()
                 .current(&engine)

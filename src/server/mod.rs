@@ -11,6 +11,7 @@ pub(crate) mod encode;
 mod params;
 mod session;
 pub mod sqlstate;
+mod table_args;
 #[cfg(test)]
 mod tests;
 mod tls;

@@ -616,8 +616,14 @@ impl Session {
         deadline: Option<tokio::time::Instant>,
     ) -> PgWireResult<Response> {
         let state = self.ctx.state();
+        let bound = match &params {
+            Some(values) => super::table_args::bind_table_args(statement, values).map_err(|n| {
+                pg_error(PROTOCOL_VIOLATION, format!("no value for parameter ${n}"))
+            })?,
+            None => None,
+        };
         let mut plan = state
-            .statement_to_plan(statement.clone())
+            .statement_to_plan(bound.unwrap_or_else(|| statement.clone()))
             .await
             .map_err(df_error)?;
         if let Some(values) = params.filter(|v| !v.is_empty()) {
@@ -1566,6 +1572,19 @@ fn describe(plan: &LogicalPlan, statement: &DFStatement) -> PgWireResult<Describ
             params.resize(index, None);
         }
         params[index - 1] = dt.clone().or_else(|| hints.get(id).cloned());
+    }
+    // Parameters only a table function's arguments use are not in the plan: described as
+    // text, and bound into the statement when it runs (`table_args`).
+    for index in super::table_args::table_arg_params(statement) {
+        if !(1..=MAX_PARAMETERS).contains(&index) {
+            return Err(pg_error(
+                SYNTAX_ERROR,
+                format!("unsupported parameter ${index}: use $1 … ${MAX_PARAMETERS}"),
+            ));
+        }
+        if params.len() < index {
+            params.resize(index, None);
+        }
     }
 
     let columns = match outcome(plan, statement) {

@@ -325,6 +325,23 @@ async fn budget_check_decides_per_scope_over_the_wire() {
     let (decision, _, remaining, _) = check("0").await;
     assert_eq!(decision, "block");
     assert_eq!(remaining.as_deref(), Some("0.000000000000"));
+    // A gateway's prepared statement: parameters in the function's arguments, reused.
+    let prepared = client
+        .prepare("SELECT decision, budget_id FROM budget_check($1, $2, $3)")
+        .await
+        .unwrap();
+    for (team, estimate, decision, budget) in [
+        ("search", "0", "block", "search"),
+        ("ads", "0.5", "allow", "everyone"),
+        ("ads", "2000", "warn", "everyone"),
+    ] {
+        let row = client
+            .query_one(&prepared, &[&"team", &team, &estimate])
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), decision, "{team} {estimate}");
+        assert_eq!(row.get::<_, String>(1), budget);
+    }
     // Another team is only under the global budget.
     let row = client
         .query_one(
