@@ -205,13 +205,13 @@ impl AlertsConfig {
     fn options(&self) -> Result<MonitorOptions> {
         let mut options = MonitorOptions::default();
         if let Some(interval) = &self.interval {
-            options.interval = parse_duration(interval, "alerts.interval")?;
+            options.interval = parse_positive_duration(interval, "alerts.interval")?;
         }
         if let Some(retries) = self.retries {
             options.retry.retries = retries;
         }
         if let Some(backoff) = &self.retry_backoff {
-            options.retry.backoff = parse_duration(backoff, "alerts.retry_backoff")?;
+            options.retry.backoff = parse_positive_duration(backoff, "alerts.retry_backoff")?;
         }
         if let Some(staleness) = &self.budget_check_staleness {
             options.budget_check_staleness =
@@ -242,6 +242,12 @@ fn parse_duration(text: &str, key: &str) -> Result<Duration> {
             )));
         }
     };
+    Ok(duration)
+}
+
+/// [`parse_duration`] for settings where zero makes no sense.
+fn parse_positive_duration(text: &str, key: &str) -> Result<Duration> {
+    let duration = parse_duration(text, key)?;
     if duration.is_zero() {
         return Err(Error::Invalid(format!("{key} must be more than zero")));
     }

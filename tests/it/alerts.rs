@@ -407,3 +407,33 @@ async fn a_cli_insert_fires_and_delivers_before_the_command_exits() {
     );
     assert_eq!(delivered.lines().nth(1), Some("1"));
 }
+
+#[test]
+fn bad_alert_settings_stop_the_server_with_the_key_named() {
+    let dir = tempfile::tempdir().unwrap();
+    for (setting, expected) in [
+        (
+            "interval = \"soon\"",
+            "alerts.interval: 'soon' is not a duration",
+        ),
+        (
+            "retry_backoff = \"0s\"",
+            "alerts.retry_backoff must be more than zero",
+        ),
+        ("interval = \"10 parsecs\"", "needs a unit: ms, s, m or h"),
+        ("colour = \"red\"", "unknown field `colour`"),
+    ] {
+        let config = dir.path().join("bad.toml");
+        std::fs::write(&config, format!("[alerts]\n{setting}\n")).unwrap();
+        let out = crate::common::spendql()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(dir.path().join("data"))
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{setting}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{setting}: {stderr}");
+    }
+}

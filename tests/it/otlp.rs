@@ -14,6 +14,9 @@ use crate::common::Server;
 
 /// Send spans through the SDK's OTLP/HTTP exporter and wait until they are acknowledged.
 fn export(endpoint: SocketAddr, protocol: Protocol, spans: &[(&str, Vec<KeyValue>)]) {
+    // The SDK's reqwest client shares SpendQL's reqwest build, which brings no TLS crypto
+    // provider of its own (SpendQL uses ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(protocol)
