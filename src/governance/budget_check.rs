@@ -29,6 +29,16 @@ use crate::schema;
 
 /// The name the function is registered under.
 pub const NAME: &str = "budget_check";
+/// Its arguments and description, as `\df` and `obj_description` show them.
+pub const ARGUMENTS: &str = "scope text, scope_value text [, estimated_cost numeric]";
+pub const DESCRIPTION: &str = "Allow, warn or block a request of estimated_cost USD under the \
+     budgets of scope = scope_value and the global ones, with the deciding budget and what \
+     remains of it.";
+
+/// The columns a check returns.
+pub fn result_schema() -> SchemaRef {
+    Arc::clone(&RESULT_SCHEMA)
+}
 
 /// Budget scopes (SPEC §3 `budgets.scope`).
 const SCOPES: &[&str] = &[

@@ -206,6 +206,16 @@ const TABLES: &[(&str, &[(&str, Ty)])] = {
             ],
         ),
         (
+            "pg_language",
+            &[
+                ("oid", Int),
+                ("lanname", Text),
+                ("lanowner", Int),
+                ("lanispl", Bool),
+                ("lanpltrusted", Bool),
+            ],
+        ),
+        (
             "pg_am",
             &[
                 ("oid", Int),
@@ -496,6 +506,8 @@ const POPULATED: &[&str] = &[
     "pg_roles",
     "pg_user",
     "pg_am",
+    "pg_proc",
+    "pg_language",
     "pg_tables",
     "pg_views",
     "pg_description",
@@ -559,6 +571,19 @@ impl PgCatalog {
                 ("usesysid", Cell::I(super::OWNER_OID)),
                 ("usesuper", Cell::B(true)),
             ]],
+            "pg_proc" => super::procs::procs().iter().map(proc_row).collect(),
+            "pg_language" => [(12, "internal"), (13, "c"), (14, "sql")]
+                .into_iter()
+                .map(|(oid, name)| {
+                    vec![
+                        ("oid", Cell::I(oid)),
+                        ("lanname", t(name)),
+                        ("lanowner", Cell::I(super::OWNER_OID)),
+                        ("lanispl", Cell::B(false)),
+                        ("lanpltrusted", Cell::B(false)),
+                    ]
+                })
+                .collect(),
             "pg_am" => vec![vec![
                 ("oid", Cell::I(2)),
                 ("amname", t("heap")),
@@ -582,12 +607,14 @@ impl PgCatalog {
             "pg_description" => super::descriptions()
                 .iter()
                 .map(|(oid, text)| {
+                    let class = if super::procs::by_oid(*oid).is_some() {
+                        "pg_proc"
+                    } else {
+                        "pg_class"
+                    };
                     vec![
                         ("objoid", Cell::I(*oid)),
-                        (
-                            "classoid",
-                            Cell::I(relation_oid(super::PG_CATALOG, "pg_class")),
-                        ),
+                        ("classoid", Cell::I(relation_oid(super::PG_CATALOG, class))),
                         ("objsubid", Cell::I(0)),
                         ("description", t(text.as_str())),
                     ]
@@ -729,6 +756,29 @@ fn type_modifier(dt: &DataType) -> i64 {
         }
         _ => -1,
     }
+}
+
+/// A SpendQL function as `pg_proc` shows it (language `internal`, stable, parallel safe).
+fn proc_row(proc: &super::procs::Proc) -> Row {
+    let required = proc.arguments.split('[').next().unwrap_or_default();
+    let nargs = required.split(',').filter(|a| !a.trim().is_empty()).count();
+    vec![
+        ("oid", Cell::I(proc.oid)),
+        ("proname", t(&proc.name)),
+        ("pronamespace", Cell::I(PUBLIC_OID)),
+        ("proowner", Cell::I(super::OWNER_OID)),
+        ("prolang", Cell::I(12)),
+        ("prokind", t("f")),
+        ("prosecdef", Cell::B(false)),
+        ("proleakproof", Cell::B(false)),
+        ("proisstrict", Cell::B(false)),
+        ("proretset", Cell::B(proc.returns_set)),
+        ("provolatile", t("s")),
+        ("proparallel", t("s")),
+        ("pronargs", Cell::I(nargs as i64)),
+        ("pronargdefaults", Cell::I(0)),
+        ("prosrc", t(&proc.name)),
+    ]
 }
 
 fn namespaces() -> Vec<Row> {

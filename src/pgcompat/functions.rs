@@ -142,8 +142,22 @@ pub fn register(ctx: &SessionContext) {
         constant("pg_get_expr", null_text.clone()),
         constant("pg_get_indexdef", null_text.clone()),
         constant("pg_get_constraintdef", null_text.clone()),
-        constant("pg_get_function_result", null_text.clone()),
-        constant("pg_get_function_arguments", null_text.clone()),
+        shim(
+            "pg_get_function_result",
+            DataType::Utf8,
+            Arc::new(|args, rows| proc_text(args, rows, |p| p.result.clone())),
+        ),
+        shim(
+            "pg_get_function_arguments",
+            DataType::Utf8,
+            Arc::new(|args, rows| proc_text(args, rows, |p| p.arguments.clone())),
+        ),
+        shim(
+            "pg_get_function_identity_arguments",
+            DataType::Utf8,
+            Arc::new(|args, rows| proc_text(args, rows, |p| p.arguments.clone())),
+        ),
+        constant("pg_get_function_sqlbody", null_text.clone()),
         shim("obj_description", DataType::Utf8, Arc::new(obj_description)),
         constant("col_description", null_text.clone()),
         constant("shobj_description", null_text),
@@ -309,21 +323,39 @@ fn to_regclass(args: &[ColumnarValue], rows: usize) -> Result<ColumnarValue> {
     })
 }
 
-/// `obj_description(oid [, catalog])`: a built-in table's or view's description.
-fn obj_description(args: &[ColumnarValue], rows: usize) -> Result<ColumnarValue> {
+/// Text looked up by the object id in `args[0]` (NULL where `lookup` has none).
+fn text_by_oid(
+    args: &[ColumnarValue],
+    rows: usize,
+    lookup: impl Fn(i64) -> Option<String>,
+) -> Result<ColumnarValue> {
     let Some(oid) = args.first() else {
-        return exec_err!("obj_description(oid) needs an object id");
+        return exec_err!("this function needs an object id");
     };
     let ids = arrow::compute::cast(&oid.to_array(rows)?, &DataType::Int64)?;
     let out: StringArray = ids
         .as_primitive::<Int64Type>()
         .iter()
-        .map(|id| id.and_then(|id| super::descriptions().get(&id).cloned()))
+        .map(|id| id.and_then(&lookup))
         .collect();
     Ok(match oid {
         ColumnarValue::Scalar(_) => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
         ColumnarValue::Array(_) => ColumnarValue::Array(Arc::new(out)),
     })
+}
+
+/// A text about the SpendQL function with the id in `args[0]`.
+fn proc_text(
+    args: &[ColumnarValue],
+    rows: usize,
+    field: fn(&super::procs::Proc) -> String,
+) -> Result<ColumnarValue> {
+    text_by_oid(args, rows, |oid| super::procs::by_oid(oid).map(field))
+}
+
+/// `obj_description(oid [, catalog])`: a built-in table's, view's or function's description.
+fn obj_description(args: &[ColumnarValue], rows: usize) -> Result<ColumnarValue> {
+    text_by_oid(args, rows, |oid| super::descriptions().get(&oid).cloned())
 }
 
 /// `quote_ident(text)`.

@@ -10,6 +10,7 @@
 pub mod catalog;
 pub mod functions;
 pub mod information_schema;
+pub mod procs;
 pub mod rewrite;
 pub mod time;
 
@@ -39,9 +40,10 @@ pub fn namespace_oid(name: &str) -> i64 {
     }
 }
 
-/// The descriptions of the built-in tables and views (`obj_description`, `pg_description`),
-/// by relation id: the tables' from `schema.rs`, the views' from the first sentence of the
-/// comment that opens their SQL file.
+/// The descriptions of the built-in tables, views and functions (`obj_description`,
+/// `pg_description`), by object id: the tables' from `schema.rs`, the views' from the first
+/// sentence of the comment that opens their SQL file, the functions' from their
+/// documentation (`procs`).
 pub fn descriptions() -> &'static std::collections::HashMap<i64, String> {
     static DESCRIPTIONS: std::sync::LazyLock<std::collections::HashMap<i64, String>> =
         std::sync::LazyLock::new(|| {
@@ -53,7 +55,10 @@ pub fn descriptions() -> &'static std::collections::HashMap<i64, String> {
             let views = crate::engine::VIEWS
                 .iter()
                 .map(|(name, sql)| (relation_oid(schema, name), view_description(name, sql)));
-            tables.chain(views).collect()
+            let functions = procs::procs()
+                .iter()
+                .map(|proc| (proc.oid, proc.description.clone()));
+            tables.chain(views).chain(functions).collect()
         });
     &DESCRIPTIONS
 }
@@ -225,14 +230,14 @@ mod tests {
     }
 
     #[test]
-    fn every_built_in_table_and_view_has_a_description() {
+    fn every_built_in_table_view_and_function_has_a_description() {
         let descriptions = descriptions();
         let spend = &descriptions[&relation_oid("public", "spend")];
         assert_eq!(spend, "every usage row with its cost.");
         assert!(descriptions.contains_key(&relation_oid("public", "usage")));
         assert_eq!(
             descriptions.len(),
-            crate::schema::tables().len() + crate::engine::VIEWS.len()
+            crate::schema::tables().len() + crate::engine::VIEWS.len() + procs::procs().len()
         );
         assert!(descriptions.values().all(|d| !d.is_empty()));
     }

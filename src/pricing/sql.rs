@@ -28,6 +28,15 @@ use crate::storage::ConfigTable;
 
 /// The name the function is registered under.
 pub const NAME: &str = "pricing_import";
+/// Its arguments and description, as `\df` and `obj_description` show them.
+pub const ARGUMENTS: &str = "format text, document text";
+pub const DESCRIPTION: &str = "Import prices (genai-prices, litellm or csv) from the \
+     document's text into pricing, keeping history; one row per change.";
+
+/// The columns an import returns.
+pub fn result_schema() -> SchemaRef {
+    Arc::clone(&REPORT_SCHEMA)
+}
 
 static REPORT_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![

@@ -46,6 +46,28 @@ fn psql_lists_and_describes_tables_views_and_databases() {
     );
     let spend = server.psql("tester", "\\d spend\n");
     assert!(spend.contains("list_cost|numeric(38,12)|||\n"), "{spend}");
+    // \df lists SpendQL's functions (as psql lists functions outside pg_catalog), and
+    // \df+ shows each one's description.
+    let functions = server.psql("tester", "\\df\n");
+    assert!(
+        functions.contains(
+            "public|token_cost|numeric(38,12)|provider, model, ts, input_tokens, output_tokens"
+        ),
+        "{functions}"
+    );
+    assert!(
+        functions.contains("public|budget_check|TABLE(decision text, "),
+        "{functions}"
+    );
+    assert_eq!(functions.lines().count(), 7, "{functions}");
+    let described = server.psql("tester", "\\x on\n\\df+ resolve_model\n");
+    assert!(described.contains("Language|internal"), "{described}");
+    assert!(described.contains("Description|"), "{described}");
+    let description = server.psql(
+        "tester",
+        "SELECT obj_description(p.oid, 'pg_proc') FROM pg_proc p WHERE proname = 'budget_check'\n",
+    );
+    assert!(description.starts_with("Allow, warn or block a request"), "{description}");
     let missing = server.psql_output("tester", "\\d nosuchtable\n");
     assert!(
         String::from_utf8_lossy(&missing.stderr).contains("Did not find any relation"),
