@@ -206,6 +206,19 @@ const TABLES: &[(&str, &[(&str, Ty)])] = {
             ],
         ),
         (
+            "pg_sequence",
+            &[
+                ("seqrelid", Int),
+                ("seqtypid", Int),
+                ("seqstart", Int),
+                ("seqincrement", Int),
+                ("seqmax", Int),
+                ("seqmin", Int),
+                ("seqcache", Int),
+                ("seqcycle", Bool),
+            ],
+        ),
+        (
             "pg_language",
             &[
                 ("oid", Int),

@@ -174,6 +174,7 @@ pub fn register(ctx: &SessionContext) {
         shim("pg_size_pretty", DataType::Utf8, Arc::new(size_pretty)),
         shim("quote_ident", DataType::Utf8, Arc::new(quote_ident)),
         shim("to_regclass", DataType::Int64, Arc::new(to_regclass)),
+        shim("to_regtype", DataType::Int64, Arc::new(to_regtype)),
         shim("format", DataType::Utf8, Arc::new(format)),
     ];
     for udf in udfs {
@@ -301,8 +302,23 @@ fn identifier(name: &str) -> String {
 /// `to_regclass(x)`: an id stays itself; a name (`usage`, `public.usage`, `"Odd Name"`)
 /// becomes its relation's id (a stable hash of the name: see `pgcompat::relation_oid`).
 fn to_regclass(args: &[ColumnarValue], rows: usize) -> Result<ColumnarValue> {
+    oid_by_name(args, rows, |name| Some(super::regclass(name)))
+}
+
+/// `to_regtype(name)`: the id of a type SpendQL sends (`numeric`, `timestamp with time
+/// zone`, `pg_catalog.text`), NULL for any other (psycopg asks for `hstore` at connect).
+fn to_regtype(args: &[ColumnarValue], rows: usize) -> Result<ColumnarValue> {
+    oid_by_name(args, rows, super::type_oid)
+}
+
+/// An id stays itself; a name becomes `resolve(name)`.
+fn oid_by_name(
+    args: &[ColumnarValue],
+    rows: usize,
+    resolve: fn(&str) -> Option<i64>,
+) -> Result<ColumnarValue> {
     let Some(arg) = args.first() else {
-        return exec_err!("to_regclass(name) needs a relation");
+        return exec_err!("this function needs a name");
     };
     let array = arg.to_array(rows)?;
     let out: Int64Array = if array.data_type().is_integer() {
@@ -314,7 +330,7 @@ fn to_regclass(args: &[ColumnarValue], rows: usize) -> Result<ColumnarValue> {
         names
             .as_string::<i32>()
             .iter()
-            .map(|name| name.map(super::regclass))
+            .map(|name| name.and_then(resolve))
             .collect()
     };
     Ok(match arg {
@@ -512,6 +528,17 @@ mod tests {
         };
         assert_eq!(out.len(), 2);
         assert!(out.is_null(1));
+    }
+
+    #[test]
+    fn to_regtype_knows_the_types_spendql_sends() {
+        let numeric = to_regtype(&texts(&[Some("numeric")]), 1).expect("numeric");
+        let expected = i64::from(pgwire::api::Type::NUMERIC.oid());
+        assert!(
+            matches!(numeric, ColumnarValue::Scalar(ScalarValue::Int64(Some(v))) if v == expected)
+        );
+        let hstore = to_regtype(&texts(&[Some("hstore")]), 1).expect("hstore");
+        assert!(matches!(hstore, ColumnarValue::Scalar(ScalarValue::Int64(None))));
     }
 
     #[test]

@@ -1439,6 +1439,11 @@ fn session_kind(statement: &DFStatement) -> Option<Kind> {
         SqlStatement::Savepoint { .. } => Kind::Noop("SAVEPOINT"),
         SqlStatement::ReleaseSavepoint { .. } => Kind::Noop("RELEASE"),
         SqlStatement::Discard { .. } => Kind::DiscardAll,
+        // psycopg clears its server-side statements with DEALLOCATE ALL; protocol-level
+        // statements are the driver's to close, SQL PREPAREs stay (DataFusion has no ALL).
+        SqlStatement::Deallocate { name, .. } if name.value.eq_ignore_ascii_case("all") => {
+            Kind::Noop("DEALLOCATE ALL")
+        }
         SqlStatement::Set(Set::SingleAssignment {
             variable, values, ..
         }) => {
@@ -1743,6 +1748,7 @@ mod tests {
 
     #[test]
     fn session_statements_are_answered_locally() {
+        assert!(matches!(kind("DEALLOCATE ALL"), Kind::Noop("DEALLOCATE ALL")));
         assert!(matches!(kind("BEGIN"), Kind::Begin));
         assert!(matches!(kind("START TRANSACTION"), Kind::Begin));
         assert!(matches!(kind("COMMIT"), Kind::Commit));

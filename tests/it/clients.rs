@@ -1,4 +1,5 @@
-//! Real PostgreSQL clients against `spendql serve`: psycopg 3, node-postgres and pgJDBC run
+//! Real PostgreSQL clients against `spendql serve`: psycopg 3, asyncpg, SQLAlchemy with
+//! pandas, node-postgres and pgJDBC run
 //! the scripts in `testdata/clients/`, which assert results (values, types, SQLSTATEs) and
 //! print `<client>: ok`. `.ci/run` installs the clients on a fresh machine.
 
@@ -33,6 +34,20 @@ fn run_client(program: &str, args: &[&str], expect: &str) {
 #[test]
 fn psycopg3() {
     run_client("python3", &["psycopg_client.py"], "psycopg: ok");
+}
+
+#[test]
+fn asyncpg() {
+    run_client("python3", &["asyncpg_client.py"], "asyncpg: ok");
+}
+
+#[test]
+fn sqlalchemy_reflection_and_pandas_read_sql() {
+    run_client(
+        "python3",
+        &["sqlalchemy_pandas_client.py"],
+        "sqlalchemy+pandas: ok",
+    );
 }
 
 #[test]
