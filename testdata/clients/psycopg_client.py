@@ -57,6 +57,29 @@ def main(host: str, port: int) -> None:
                 raise AssertionError("expected UndefinedTable")
             cur.execute("SELECT 1")
             assert cur.fetchone() == (1,)
+
+        # LIST<STRUCT<ts, yhat, lo, hi>> (what forecast returns): an array of records, in
+        # text and in binary, NULL fields included.
+        forecast = (
+            "SELECT [named_struct('ts', TIMESTAMPTZ '2026-01-01 00:00:00+00', 'yhat', 1.5, "
+            "'lo', CAST(NULL AS DOUBLE), 'hi', 2.0), named_struct('ts', TIMESTAMPTZ "
+            "'2026-01-02 00:00:00+00', 'yhat', 2.5, 'lo', 2.0, 'hi', 3.0)] AS f"
+        )
+        with conn.cursor() as cur:
+            cur.execute(forecast)
+            (points,) = cur.fetchone()
+            assert points == [
+                ("2026-01-01 00:00:00+00", "1.5", None, "2"),
+                ("2026-01-02 00:00:00+00", "2.5", "2", "3"),
+            ], points
+        with conn.cursor(binary=True) as cur:
+            cur.execute(forecast)
+            (points,) = cur.fetchone()
+            utc = datetime.timezone.utc
+            assert points == [
+                (datetime.datetime(2026, 1, 1, tzinfo=utc), 1.5, None, 2.0),
+                (datetime.datetime(2026, 1, 2, tzinfo=utc), 2.5, 2.0, 3.0),
+            ], points
     print("psycopg: ok")
 
 
