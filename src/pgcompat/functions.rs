@@ -538,7 +538,10 @@ mod tests {
             matches!(numeric, ColumnarValue::Scalar(ScalarValue::Int64(Some(v))) if v == expected)
         );
         let hstore = to_regtype(&texts(&[Some("hstore")]), 1).expect("hstore");
-        assert!(matches!(hstore, ColumnarValue::Scalar(ScalarValue::Int64(None))));
+        assert!(matches!(
+            hstore,
+            ColumnarValue::Scalar(ScalarValue::Int64(None))
+        ));
     }
 
     #[test]

@@ -135,7 +135,11 @@ mod tests {
             assert!(names.contains(&name), "{name} missing from {names:?}");
         }
         for proc in procs() {
-            assert!(!proc.description.is_empty(), "{} has no description", proc.name);
+            assert!(
+                !proc.description.is_empty(),
+                "{} has no description",
+                proc.name
+            );
             assert!(!proc.arguments.is_empty(), "{} has no arguments", proc.name);
             assert_eq!(by_oid(proc.oid).map(|p| &p.name), Some(&proc.name));
         }
@@ -143,6 +147,12 @@ mod tests {
         assert_eq!(token_cost.result, "numeric(38,12)");
         assert!(token_cost.arguments.starts_with("provider, model, ts"));
         let check = procs().iter().find(|p| p.name == "budget_check").unwrap();
-        assert!(check.result.starts_with("TABLE(decision text, budget_id text"), "{}", check.result);
+        assert!(
+            check
+                .result
+                .starts_with("TABLE(decision text, budget_id text"),
+            "{}",
+            check.result
+        );
     }
 }

@@ -48,7 +48,7 @@ use pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionGuard, ConnectionHandle, METADATA_APPLICATION_NAME,
     METADATA_DATABASE, METADATA_USER, PgWireConnectionState, PidSecretKeyGenerator, Type,
 };
-use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyOutResponse};
 use pgwire::messages::data::DataRow;
 use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
@@ -248,6 +248,9 @@ pub struct Session {
     scram: Mutex<Option<Scram>>,
     /// Bumped by each cancel request for this connection (set once it has a backend id).
     cancel_signal: OnceLock<(i32, tokio::sync::watch::Receiver<u64>)>,
+    /// Writes committed since `BEGIN`: each statement commits on its own, so a `ROLLBACK`
+    /// that follows them warns that it undoes nothing.
+    block_writes: Mutex<Option<u64>>,
 }
 
 impl Drop for Session {
@@ -286,6 +289,7 @@ impl Session {
             parser,
             vars: Arc::new(Mutex::new(Vars::default())),
             copy_in: Mutex::new(None),
+            block_writes: Mutex::new(None),
             role: OnceLock::new(),
             scram: Mutex::new(None),
             cancel_signal: OnceLock::new(),
@@ -317,6 +321,17 @@ impl Session {
             .await
             .map_err(df_error)?;
         self.authorize(plan)
+    }
+
+    fn block_writes(&self) -> MutexGuard<'_, Option<u64>> {
+        self.block_writes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A write committed; counted if a `BEGIN` block is open.
+    fn wrote(&self) {
+        if let Some(count) = self.block_writes().as_mut() {
+            *count += 1;
+        }
     }
 
     fn copy_in(&self) -> MutexGuard<'_, Option<CopyIn>> {
@@ -486,9 +501,31 @@ impl Session {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         match &prepared.kind {
-            Kind::Begin => Ok(Response::TransactionStart(Tag::new("BEGIN"))),
-            Kind::Commit => Ok(Response::TransactionEnd(Tag::new("COMMIT"))),
-            Kind::Rollback => Ok(Response::TransactionEnd(Tag::new("ROLLBACK"))),
+            Kind::Begin => {
+                *self.block_writes() = Some(0);
+                Ok(Response::TransactionStart(Tag::new("BEGIN")))
+            }
+            Kind::Commit => {
+                *self.block_writes() = None;
+                Ok(Response::TransactionEnd(Tag::new("COMMIT")))
+            }
+            Kind::Rollback => {
+                let writes = self.block_writes().take().unwrap_or(0);
+                if writes > 0 {
+                    let warning = ErrorInfo::new(
+                        "WARNING".to_owned(),
+                        "01000".to_owned(),
+                        format!(
+                            "ROLLBACK undid nothing: SpendQL commits each statement on its own, \
+                             and the {writes} write(s) since BEGIN are stored"
+                        ),
+                    );
+                    client
+                        .feed(PgWireBackendMessage::NoticeResponse(warning.into()))
+                        .await?;
+                }
+                Ok(Response::TransactionEnd(Tag::new("ROLLBACK")))
+            }
             Kind::Noop(tag) => Ok(Response::Execution(Tag::new(tag))),
             Kind::DiscardAll => {
                 *self.vars() = Vars::default();
@@ -670,6 +707,7 @@ impl Session {
             }
             Outcome::Count(command) => {
                 let batches = frame.collect().await.map_err(df_error)?;
+                self.wrote();
                 let rows = affected_rows(&batches);
                 let tag = if command == "INSERT" {
                     Tag::new(command).with_oid(0).with_rows(rows)
@@ -1093,6 +1131,7 @@ impl CopyHandler for Session {
             )
         })?;
         let rows = copy.finish(&self.shared.engine).await?;
+        self.wrote();
         send_execution_response(client, Tag::new("COPY").with_rows(rows as usize)).await
     }
 
@@ -1748,7 +1787,10 @@ mod tests {
 
     #[test]
     fn session_statements_are_answered_locally() {
-        assert!(matches!(kind("DEALLOCATE ALL"), Kind::Noop("DEALLOCATE ALL")));
+        assert!(matches!(
+            kind("DEALLOCATE ALL"),
+            Kind::Noop("DEALLOCATE ALL")
+        ));
         assert!(matches!(kind("BEGIN"), Kind::Begin));
         assert!(matches!(kind("START TRANSACTION"), Kind::Begin));
         assert!(matches!(kind("COMMIT"), Kind::Commit));

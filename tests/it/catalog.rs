@@ -67,7 +67,10 @@ fn psql_lists_and_describes_tables_views_and_databases() {
         "tester",
         "SELECT obj_description(p.oid, 'pg_proc') FROM pg_proc p WHERE proname = 'budget_check'\n",
     );
-    assert!(description.starts_with("Allow, warn or block a request"), "{description}");
+    assert!(
+        description.starts_with("Allow, warn or block a request"),
+        "{description}"
+    );
     let missing = server.psql_output("tester", "\\d nosuchtable\n");
     assert!(
         String::from_utf8_lossy(&missing.stderr).contains("Did not find any relation"),

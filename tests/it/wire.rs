@@ -298,3 +298,32 @@ async fn cancel_requests_stop_running_queries() {
         .get(0);
     assert_eq!(n, 10);
 }
+
+/// Each statement commits on its own; a ROLLBACK after writes says so instead of
+/// pretending, and one after reads only is silent.
+#[test]
+fn rollback_after_writes_warns_that_it_undid_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let out = server.psql_output(
+        "tester",
+        "BEGIN;\nINSERT INTO budgets (budget_id, amount) VALUES ('b1', 10);\n\
+         INSERT INTO budgets (budget_id, amount) VALUES ('b2', 20);\nROLLBACK;\n\
+         BEGIN;\nSELECT count(*) FROM budgets;\nROLLBACK;\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "BEGIN\nINSERT 0 1\nINSERT 0 1\nROLLBACK\nBEGIN\n2\nROLLBACK\n"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("WARNING:  ROLLBACK undid nothing").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the 2 write(s) since BEGIN are stored"),
+        "{stderr}"
+    );
+}
