@@ -1,7 +1,8 @@
--- anomalies: daily spend per team and per feature, scored against the previous 28 days.
--- Interim score (until the forecasting issue adds anomaly_score): z-score of the day's cost
--- against the mean and standard deviation of the 28 preceding days; NULL with fewer than
--- 7 preceding days. A day is flagged when |score| >= 4.
+-- anomalies: daily spend per team, feature, provider and model, scored against its own
+-- history. score is anomaly_score (robust z-score against the previous 28 days of the
+-- same scope; NULL with fewer than 7) and shift is level_shift (CUSUM evidence of a
+-- sustained move up or down). A day is flagged as an anomaly when |score| >= 4 and as a
+-- level shift when |shift| >= 5. Days without spend are not rows (no zero filling).
 WITH daily AS (
   SELECT 'team' AS scope, COALESCE(team, '(unattributed)') AS scope_value,
          date_trunc('day', ts) AS day, CAST(sum(list_cost) AS DOUBLE) AS spend
@@ -10,18 +11,24 @@ WITH daily AS (
   SELECT 'feature' AS scope, COALESCE(feature, '(unattributed)') AS scope_value,
          date_trunc('day', ts) AS day, CAST(sum(list_cost) AS DOUBLE) AS spend
   FROM spend GROUP BY 1, 2, 3
+  UNION ALL
+  SELECT 'provider' AS scope, provider AS scope_value,
+         date_trunc('day', ts) AS day, CAST(sum(list_cost) AS DOUBLE) AS spend
+  FROM spend GROUP BY 1, 2, 3
+  UNION ALL
+  SELECT 'model' AS scope, provider || '/' || COALESCE(resolved_model, model) AS scope_value,
+         date_trunc('day', ts) AS day, CAST(sum(list_cost) AS DOUBLE) AS spend
+  FROM spend GROUP BY 1, 2, 3
 ),
 scored AS (
   SELECT scope, scope_value, day, spend,
-    avg(spend) OVER w AS baseline,
-    stddev_samp(spend) OVER w AS spread,
-    count(spend) OVER w AS history_days
+    avg(spend) OVER (PARTITION BY scope, scope_value ORDER BY day
+                     ROWS BETWEEN 28 PRECEDING AND 1 PRECEDING) AS baseline,
+    anomaly_score(spend) OVER (PARTITION BY scope, scope_value ORDER BY day) AS score,
+    level_shift(spend) OVER (PARTITION BY scope, scope_value ORDER BY day) AS shift
   FROM daily
-  WINDOW w AS (PARTITION BY scope, scope_value ORDER BY day ROWS BETWEEN 28 PRECEDING AND 1 PRECEDING)
 )
-SELECT scope, scope_value, day, spend, baseline,
-  CASE WHEN history_days < 7 THEN NULL
-       ELSE (spend - baseline) / GREATEST(spread, abs(baseline) * 0.01, 0.000001) END AS score,
-  COALESCE(history_days >= 7
-    AND abs((spend - baseline) / GREATEST(spread, abs(baseline) * 0.01, 0.000001)) >= 4, false) AS is_anomaly
+SELECT scope, scope_value, day, spend, baseline, score, shift,
+  COALESCE(abs(score) >= 4, false) AS is_anomaly,
+  COALESCE(abs(shift) >= 5, false) AS is_level_shift
 FROM scored

@@ -781,7 +781,7 @@ fn proc_row(proc: &super::procs::Proc) -> Row {
         ("pronamespace", Cell::I(PUBLIC_OID)),
         ("proowner", Cell::I(super::OWNER_OID)),
         ("prolang", Cell::I(12)),
-        ("prokind", t("f")),
+        ("prokind", t(proc.kind)),
         ("prosecdef", Cell::B(false)),
         ("proleakproof", Cell::B(false)),
         ("proisstrict", Cell::B(false)),

@@ -22,6 +22,8 @@ pub struct Proc {
     /// `pg_get_function_arguments`, as the documentation writes the call.
     pub arguments: String,
     pub returns_set: bool,
+    /// `pg_proc.prokind`: `f` (function) or `w` (window function).
+    pub kind: &'static str,
     pub description: String,
 }
 
@@ -51,6 +53,30 @@ fn table_result(schema: &SchemaRef) -> String {
     format!("TABLE({})", columns.join(", "))
 }
 
+/// A function described by its DataFusion documentation.
+fn documented(
+    name: &str,
+    doc: Option<&datafusion::logical_expr::Documentation>,
+    result: String,
+    kind: &'static str,
+) -> Proc {
+    let syntax = doc.map(|d| d.syntax_example.as_str()).unwrap_or_default();
+    let arguments = syntax
+        .split_once('(')
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(args, _)| args.to_owned())
+        .unwrap_or_default();
+    Proc {
+        oid: proc_oid(name),
+        name: name.to_owned(),
+        result,
+        arguments,
+        returns_set: false,
+        kind,
+        description: doc.map(|d| d.description.clone()).unwrap_or_default(),
+    }
+}
+
 /// Every SpendQL function, by name.
 pub fn procs() -> &'static [Proc] {
     static PROCS: LazyLock<Vec<Proc>> = LazyLock::new(|| {
@@ -61,27 +87,23 @@ pub fn procs() -> &'static [Proc] {
         let mut out: Vec<Proc> = spendql_udfs::registry::scalar_functions(&prices, &rules)
             .iter()
             .map(|udf| {
-                let doc = udf.documentation();
-                let syntax = doc.map(|d| d.syntax_example.as_str()).unwrap_or_default();
-                let arguments = syntax
-                    .split_once('(')
-                    .and_then(|(_, rest)| rest.rsplit_once(')'))
-                    .map(|(args, _)| args.to_owned())
-                    .unwrap_or_default();
-                Proc {
-                    oid: proc_oid(udf.name()),
-                    name: udf.name().to_owned(),
-                    result: udf
-                        .inner()
-                        .return_type(&[])
-                        .map(|t| type_name(&t))
-                        .unwrap_or_else(|_| "record".to_owned()),
-                    arguments,
-                    returns_set: false,
-                    description: doc.map(|d| d.description.clone()).unwrap_or_default(),
-                }
+                let result = udf
+                    .inner()
+                    .return_type(&[])
+                    .map(|t| type_name(&t))
+                    .unwrap_or_else(|_| "record".to_owned());
+                documented(udf.name(), udf.documentation(), result, "f")
             })
             .collect();
+        out.extend(
+            spendql_udfs::registry::window_functions()
+                .iter()
+                .map(|udwf| {
+                    // Every SpendQL window function scores a series: DOUBLE.
+                    let result = type_name(&DataType::Float64);
+                    documented(udwf.name(), udwf.documentation(), result, "w")
+                }),
+        );
         for (name, arguments, description, schema) in [
             (
                 crate::governance::budget_check::NAME,
@@ -102,6 +124,7 @@ pub fn procs() -> &'static [Proc] {
                 result: table_result(&schema),
                 arguments: arguments.to_owned(),
                 returns_set: true,
+                kind: "f",
                 description: description.to_owned(),
             });
         }
@@ -124,6 +147,8 @@ mod tests {
     fn every_spendql_function_is_listed_with_a_description_and_a_signature() {
         let names: Vec<&str> = procs().iter().map(|p| p.name.as_str()).collect();
         for name in [
+            "anomaly_score",
+            "level_shift",
             "attribute",
             "budget_check",
             "price_per_mtok",

@@ -59,7 +59,7 @@ fn psql_lists_and_describes_tables_views_and_databases() {
         functions.contains("public|budget_check|TABLE(decision text, "),
         "{functions}"
     );
-    assert_eq!(functions.lines().count(), 7, "{functions}");
+    assert_eq!(functions.lines().count(), 9, "{functions}");
     let described = server.psql("tester", "\\x on\n\\df+ resolve_model\n");
     assert!(described.contains("Language|internal"), "{described}");
     assert!(described.contains("Description|"), "{described}");

@@ -12,14 +12,17 @@ use datafusion::common::Result;
 use datafusion::logical_expr::DocSection;
 use datafusion::prelude::SessionContext;
 
+pub mod anomaly_score;
 mod args;
 pub mod attribute;
 pub mod attribution;
 pub mod catalog;
 mod costing;
+pub mod level_shift;
 pub mod price_per_mtok;
 pub mod registry;
 pub mod resolve_model;
+mod robust;
 pub mod rules;
 pub mod token_cost;
 pub mod usage_cost;
@@ -55,6 +58,9 @@ pub fn register_all_with_sources(
 ) {
     for udf in registry::scalar_functions(&source, &rules) {
         ctx.register_udf(udf.as_ref().clone());
+    }
+    for udwf in registry::window_functions() {
+        ctx.register_udwf(udwf.as_ref().clone());
     }
 }
 

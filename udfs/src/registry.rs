@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
-use datafusion::logical_expr::ScalarUDF;
+use datafusion::logical_expr::{ScalarUDF, WindowUDF};
 
+use crate::anomaly_score::AnomalyScoreFunc;
 use crate::attribute::AttributeFunc;
 use crate::attribution::RulesSource;
 use crate::catalog::CatalogSource;
+use crate::level_shift::LevelShiftFunc;
 use crate::price_per_mtok::PricePerMtokFunc;
 use crate::resolve_model::ResolveModelFunc;
 use crate::token_cost::TokenCostFunc;
@@ -36,6 +38,14 @@ pub fn scalar_functions(
     ]
 }
 
+/// Every window function.
+pub fn window_functions() -> Vec<Arc<WindowUDF>> {
+    vec![
+        Arc::new(WindowUDF::new_from_impl(AnomalyScoreFunc::default())),
+        Arc::new(WindowUDF::new_from_impl(LevelShiftFunc::default())),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,6 +70,18 @@ mod tests {
                 udf.name()
             );
         }
-        assert_eq!(names.len(), 5);
+        for udwf in window_functions() {
+            assert!(
+                names.insert(udwf.name().to_lowercase()),
+                "duplicate function name {}",
+                udwf.name()
+            );
+            assert!(
+                udwf.documentation().is_some(),
+                "{} has no documentation",
+                udwf.name()
+            );
+        }
+        assert_eq!(names.len(), 7);
     }
 }

@@ -1,0 +1,183 @@
+//! `anomaly_score(value [, season]) OVER (PARTITION BY ... ORDER BY ...)`: how unusual each
+//! point of a series is against its own recent history.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::ArrayRef;
+use arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::Result;
+use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
+use datafusion::logical_expr::{
+    Documentation, LimitEffect, PartitionEvaluator, Signature, Volatility, WindowUDFImpl,
+};
+use datafusion::physical_expr::PhysicalExpr;
+
+use crate::robust;
+
+const NAME: &str = "anomaly_score";
+
+/// The window function.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct AnomalyScoreFunc {
+    signature: Signature,
+}
+
+impl Default for AnomalyScoreFunc {
+    fn default() -> Self {
+        AnomalyScoreFunc {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+static DOC: LazyLock<Documentation> = LazyLock::new(|| {
+    Documentation::builder(
+        crate::DOC_SECTION,
+        "A robust z-score of each point against the trailing window of its series: \
+         (value − median) / spread over the previous 28 non-NULL points (the current one \
+         excluded), where spread is 1.4826 × the median absolute deviation (the mean absolute \
+         deviation × 1.2533 when that is zero, and never less than 1% of the median). With \
+         `season` (e.g. 7 for daily data), only the same phase of earlier seasons counts: \
+         `season`, 2 × `season`, ... points back. NULL for NULL values and while fewer than 7 \
+         points precede. |score| ≥ 4 flags an anomaly (the `anomalies` view's threshold). \
+         Rows are taken in the window's ORDER BY; missing days are not filled in.",
+        "anomaly_score(value [, season]) OVER (PARTITION BY ... ORDER BY ...)",
+    )
+    .with_argument("value", "The series: a number per row (cost, tokens, requests).")
+    .with_argument(
+        "season",
+        "Optional constant period in rows: compare against the same phase of earlier seasons.",
+    )
+    .with_sql_example(
+        "```sql\n> SELECT day, cost, anomaly_score(cost) OVER (PARTITION BY team ORDER BY day)\n  FROM daily_team_cost;\n```",
+    )
+    .build()
+});
+
+impl WindowUDFImpl for AnomalyScoreFunc {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        robust::coerce(arg_types, NAME)
+    }
+
+    fn partition_evaluator(
+        &self,
+        _args: PartitionEvaluatorArgs,
+    ) -> Result<Box<dyn PartitionEvaluator>> {
+        Ok(Box::new(Evaluator))
+    }
+
+    fn field(&self, field_args: WindowUDFFieldArgs) -> Result<FieldRef> {
+        Ok(Arc::new(Field::new(
+            field_args.name(),
+            DataType::Float64,
+            true,
+        )))
+    }
+
+    fn limit_effect(&self, _args: &[Arc<dyn PhysicalExpr>]) -> LimitEffect {
+        // Each row depends only on earlier rows.
+        LimitEffect::None
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(&DOC)
+    }
+}
+
+#[derive(Debug)]
+struct Evaluator;
+
+impl PartitionEvaluator for Evaluator {
+    fn evaluate_all(&mut self, values: &[ArrayRef], _num_rows: usize) -> Result<ArrayRef> {
+        let series = robust::series(values, NAME)?;
+        let season = robust::season(values, NAME)?;
+        Ok(robust::to_array(robust::scores(&series, season)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{AsArray, Float64Array, Int64Array};
+    use datafusion::logical_expr::WindowUDF;
+    use datafusion::prelude::SessionContext;
+
+    fn evaluate(values: Vec<Option<f64>>, season: Option<i64>) -> Vec<Option<f64>> {
+        let n = values.len();
+        let mut args: Vec<ArrayRef> = vec![Arc::new(Float64Array::from(values))];
+        if let Some(s) = season {
+            args.push(Arc::new(Int64Array::from(vec![s; n])));
+        }
+        Evaluator
+            .evaluate_all(&args, n)
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Float64Type>()
+            .iter()
+            .collect()
+    }
+
+    #[test]
+    fn nulls_warm_up_and_a_spike() {
+        let mut values: Vec<Option<f64>> = [10.0, 12.0, 9.0, 11.0, 10.0, 8.0, 10.0]
+            .into_iter()
+            .map(Some)
+            .collect();
+        values.push(None);
+        values.push(Some(40.0));
+        let out = evaluate(values, None);
+        assert!(out[..8].iter().all(Option::is_none), "{out:?}");
+        // 40 against 10 12 9 11 10 8 10: median 10, MAD 1.
+        let spike = out[8].unwrap();
+        assert!((spike - 30.0 / 1.4826).abs() < 1e-9, "{spike}");
+    }
+
+    #[test]
+    fn a_bad_season_is_an_error() {
+        let args: Vec<ArrayRef> = vec![
+            Arc::new(Float64Array::from(vec![1.0, 2.0])),
+            Arc::new(Int64Array::from(vec![0, 0])),
+        ];
+        let error = Evaluator.evaluate_all(&args, 2).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("season must be between 1 and 10000"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn works_per_partition_in_sql() {
+        let ctx = SessionContext::new();
+        ctx.register_udwf(WindowUDF::new_from_impl(AnomalyScoreFunc::default()));
+        let sql = "SELECT g, anomaly_score(v) OVER (PARTITION BY g ORDER BY t) AS s FROM (VALUES \
+            ('a',1,10),('a',2,10),('a',3,11),('a',4,9),('a',5,10),('a',6,10),('a',7,10),('a',8,25), \
+            ('b',1,5),('b',2,5)) AS x(g, t, v) ORDER BY g, t";
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let scores: Vec<Option<f64>> = batches
+            .iter()
+            .flat_map(|b| {
+                b.column(1)
+                    .as_primitive::<arrow::datatypes::Float64Type>()
+                    .iter()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(scores.len(), 10);
+        // a's 8th point: 25 against 10 10 11 9 10 10 10 (MAD 0, mean AD 2/7).
+        let expected = 15.0 / (2.0 / 7.0 * 1.2533);
+        assert!((scores[7].unwrap() - expected).abs() < 1e-9, "{scores:?}");
+        assert!(
+            scores[8..].iter().all(Option::is_none),
+            "b is warming up: {scores:?}"
+        );
+    }
+}
