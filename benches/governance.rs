@@ -23,25 +23,9 @@ mod dashboard;
 mod server;
 
 use dashboard::DASHBOARD;
-use server::{free_port, start_spendql};
+use server::{env_or, free_port, run, start_spendql};
 
 const TEAMS: &[&str] = &["search", "support", "ads", "growth", "platform"];
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// `rows` usage rows spread from the start of this UTC month to now.
 fn write_month_csv(path: &Path, rows: usize) {

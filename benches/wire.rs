@@ -21,27 +21,11 @@ mod dashboard;
 mod server;
 
 use dashboard::DASHBOARD;
-use server::{Running, free_port, start_spendql, wait_ready};
+use server::{Running, env_or, free_port, run, start_spendql, wait_ready};
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 const STREAM_QUERY: &str =
     "SELECT event_id, ts, provider, model, input_tokens, output_tokens, team FROM usage";
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Write `rows` usage rows as CSV (the columns both servers load).
 fn write_csv(path: &Path, rows: usize) {

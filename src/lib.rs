@@ -27,6 +27,7 @@ pub mod auth;
 pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod function_table;
 pub mod governance;
 pub mod ingest;
 pub mod otlp;

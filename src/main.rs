@@ -231,11 +231,12 @@ fn parse_duration(text: &str, key: &str) -> Result<Duration> {
     let number: u64 = number
         .parse()
         .map_err(|_| Error::Invalid(format!("{key}: '{text}' is not a duration like 10s")))?;
+    let too_long = || Error::Invalid(format!("{key}: '{text}' is too long"));
     let duration = match unit.trim() {
         "ms" => Duration::from_millis(number),
         "s" => Duration::from_secs(number),
-        "m" => Duration::from_secs(number * 60),
-        "h" => Duration::from_secs(number * 3600),
+        "m" => Duration::from_secs(number.checked_mul(60).ok_or_else(too_long)?),
+        "h" => Duration::from_secs(number.checked_mul(3600).ok_or_else(too_long)?),
         _ => {
             return Err(Error::Invalid(format!(
                 "{key}: '{text}' needs a unit: ms, s, m or h"

@@ -1,9 +1,28 @@
-//! Starting servers for the benchmarks that talk to one over the wire.
+//! Starting servers, and running commands, for the benchmarks that talk to a server over
+//! the wire.
 
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+/// `name` from the environment, parsed, or `default`.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Run `cmd`; fail the benchmark with its stderr if it fails.
+pub fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -22,7 +22,7 @@ WITH applicable AS (
          WHEN 'project' THEN s.project = p.scope_value
          ELSE false
        END
-  LEFT JOIN models m ON m.provider = s.provider AND m.model = s.model
+  LEFT JOIN models m ON m.provider = s.provider AND m.model = COALESCE(s.resolved_model, s.model)
 ),
 violations AS (
   SELECT *, 'model_tier' AS violation FROM applicable

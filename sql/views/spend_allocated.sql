@@ -2,12 +2,12 @@
 -- team, or assigned to team 'shared' (platform keys, say, by an attribution rule), is spread
 -- over the teams in proportion to their own cost that month. Shares are cut to 12 decimals
 -- and the remainder goes to the team with the largest cost, so the teams' total_cost adds up
--- to the month's effective cost exactly. A month with no attributed cost keeps its cost on a
--- row with team NULL.
+-- to the month's effective cost exactly. A month whose teams' own costs sum to zero keeps the
+-- pool on a row with team NULL.
 WITH monthly AS (
   SELECT date_trunc('month', ts) AS month,
          CASE WHEN team = 'shared' THEN NULL ELSE team END AS team,
-         sum(effective_cost) AS cost
+         COALESCE(sum(effective_cost), CAST(0 AS DECIMAL(38, 12))) AS cost
   FROM spend
   GROUP BY 1, 2
 ),
@@ -19,7 +19,7 @@ pools AS (
   GROUP BY month
 ),
 shares AS (
-  SELECT m.month, m.team, m.cost AS own_cost, p.pool,
+  SELECT m.month, m.team, m.cost AS own_cost, p.pool, p.attributed,
     CASE WHEN p.attributed = 0 THEN CAST(0 AS DECIMAL(38, 12))
          ELSE CAST(CAST(p.pool AS DOUBLE) * CAST(m.cost AS DOUBLE) / CAST(p.attributed AS DOUBLE)
                    AS DECIMAL(38, 12)) END AS share,
@@ -29,7 +29,8 @@ shares AS (
 ),
 allocated AS (
   SELECT month, team, own_cost,
-    share + CASE WHEN rank = 1 THEN pool - sum(share) OVER (PARTITION BY month)
+    share + CASE WHEN rank = 1 AND attributed <> 0
+                 THEN pool - sum(share) OVER (PARTITION BY month)
                  ELSE CAST(0 AS DECIMAL(38, 12)) END AS shared_cost
   FROM shares
 )

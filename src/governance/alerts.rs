@@ -99,7 +99,9 @@ fn push(
         kind,
         threshold_text(threshold)
     );
-    if fired.contains(&alert_id) {
+    // Already stored, or already due in this evaluation (two budget rows with one id, or
+    // thresholds equal to 4 decimals): one alert either way.
+    if fired.contains(&alert_id) || out.iter().any(|a| a.alert_id == alert_id) {
         return;
     }
     let alert = Alert {
@@ -373,10 +375,13 @@ fn with_outcome(
             .map_err(|_| Error::Invalid(format!("alerts has no column {name}")))
     };
     let ids = rows.column(index("alert_id")?).as_string::<i32>();
-    let Some(target) = (0..rows.num_rows()).find(|&r| ids.is_valid(r) && ids.value(r) == alert_id)
-    else {
+    // Every row with the id (ids are unique unless a user inserted a copy).
+    let targets: Vec<bool> = (0..rows.num_rows())
+        .map(|r| ids.is_valid(r) && ids.value(r) == alert_id)
+        .collect();
+    if !targets.contains(&true) {
         return Ok(None);
-    };
+    }
     let delivered_index = index("delivered_at")?;
     let error_index = index("delivery_error")?;
     let old_delivered = rows
@@ -385,13 +390,13 @@ fn with_outcome(
     let old_errors = rows.column(error_index).as_string::<i32>();
     let delivered: TimestampMicrosecondArray = (0..rows.num_rows())
         .map(|r| match outcome {
-            Outcome::Delivered(at) if r == target => Some(at.timestamp_micros()),
+            Outcome::Delivered(at) if targets[r] => Some(at.timestamp_micros()),
             _ => old_delivered.is_valid(r).then(|| old_delivered.value(r)),
         })
         .collect();
     let errors: StringArray = (0..rows.num_rows())
         .map(|r| match outcome {
-            Outcome::Failed(reason) if r == target => Some(reason.clone()),
+            Outcome::Failed(reason) if targets[r] => Some(reason.clone()),
             _ => old_errors
                 .is_valid(r)
                 .then(|| old_errors.value(r).to_string()),
@@ -464,6 +469,13 @@ mod tests {
                 "search-monthly:2026-11-01:budget_threshold:1"
             ]
         );
+    }
+
+    #[test]
+    fn one_id_fires_once_even_from_two_budget_rows() {
+        let twice = [state(90, None), state(90, None)];
+        let due_now = due(&twice, at(20), &HashSet::new());
+        assert_eq!(due_now.len(), 2, "0.5 and 0.8, once each: {due_now:?}");
     }
 
     #[test]

@@ -12,19 +12,17 @@ use arrow::array::{
     ArrayRef, Decimal128Array, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use async_trait::async_trait;
-use datafusion::catalog::streaming::StreamingTable;
-use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl};
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl};
 use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue, plan_err};
 use datafusion::datasource::TableProvider;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::{Expr, TableType};
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 
 use super::status::{BudgetState, Evaluation, MONEY_SCALE};
 use crate::engine::Engine;
+use crate::function_table::FunctionTable;
 use crate::schema;
 
 /// The name the function is registered under.
@@ -94,8 +92,8 @@ impl TableFunctionImpl for BudgetCheck {
                 engine: self.engine.clone(),
                 request: None,
             };
-            let table = StreamingTable::try_new(Arc::clone(&RESULT_SCHEMA), vec![Arc::new(run)])?;
-            return Ok(Arc::new(BudgetCheckTable(table)));
+            let table = BudgetCheckTable::new(Arc::clone(&RESULT_SCHEMA), Arc::new(run))?;
+            return Ok(Arc::new(table));
         }
         let (scope, value, estimate) = match args.exprs() {
             [scope, value] => (scope, value, None),
@@ -132,36 +130,18 @@ impl TableFunctionImpl for BudgetCheck {
                 estimate,
             }),
         };
-        let table = StreamingTable::try_new(Arc::clone(&RESULT_SCHEMA), vec![Arc::new(run)])?;
-        Ok(Arc::new(BudgetCheckTable(table)))
+        let table = BudgetCheckTable::new(Arc::clone(&RESULT_SCHEMA), Arc::new(run))?;
+        Ok(Arc::new(table))
     }
 }
 
-/// The table a `budget_check(...)` call scans: its own type, so privilege checks can tell
-/// it apart (it reports spend across teams).
+/// Marks the table a `budget_check(...)` call scans, so privilege checks can tell it apart
+/// (it reports spend across teams).
 #[derive(Debug)]
-pub struct BudgetCheckTable(StreamingTable);
+pub enum BudgetCheckCall {}
 
-#[async_trait]
-impl TableProvider for BudgetCheckTable {
-    fn schema(&self) -> SchemaRef {
-        self.0.schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        self.0.table_type()
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        self.0.scan(state, projection, filters, limit).await
-    }
-}
+/// The table a `budget_check(...)` call scans.
+pub type BudgetCheckTable = FunctionTable<BudgetCheckCall>;
 
 fn is_parameter(expr: &Expr) -> bool {
     match expr {
@@ -257,14 +237,25 @@ fn applies(budget: &BudgetState, request: &Request) -> bool {
 }
 
 /// One budget's decision for a request of `estimate`.
+///
+/// Reaching the amount counts as exhausted, as `budget_status` calls it `exceeded`; a
+/// zero amount is exhausted by any spend.
 fn decide(budget: &BudgetState, estimate: i128) -> Decision {
     let after = budget.spend.saturating_add(estimate);
-    if budget.amount > 0 && after >= budget.amount || budget.amount <= 0 && after > 0 {
-        return if budget.enforcement == "block" {
+    let exhausted = if budget.amount > 0 {
+        after >= budget.amount
+    } else {
+        after > 0
+    };
+    if exhausted {
+        return if budget.enforcement.eq_ignore_ascii_case("block") {
             Decision::Block
         } else {
             Decision::Warn
         };
+    }
+    if budget.amount <= 0 {
+        return Decision::Allow;
     }
     // Warn from the highest threshold below 100%.
     let warn_at = budget
@@ -425,6 +416,20 @@ mod tests {
             ..b
         };
         assert_eq!(decide(&alert_only, 30 * USD), Decision::Warn);
+    }
+
+    #[test]
+    fn reaching_the_amount_exhausts_and_zero_budgets_block_any_spend() {
+        let b = budget("s", "team", Some("search"), 100, 95);
+        assert_eq!(decide(&b, 5 * USD), Decision::Block);
+        let zero = budget("z", "team", Some("search"), 0, 0);
+        assert_eq!(decide(&zero, 0), Decision::Allow);
+        assert_eq!(decide(&zero, 1), Decision::Block);
+        let shouting = BudgetState {
+            enforcement: "BLOCK".into(),
+            ..budget("s", "team", Some("search"), 10, 10)
+        };
+        assert_eq!(decide(&shouting, 0), Decision::Block);
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! (fsynced) before any delivery starts, and its id is derived from budget, period, kind
 //! and threshold, so evaluating again finds it. Delivery outcomes are recorded on the row;
 //! a row with neither `delivered_at` nor `delivery_error` is delivered again at the next
-//! evaluation, which is what happens after a crash between storing and delivering.
+//! evaluation, which is what happens after a crash between storing and delivering. Delivery
+//! is therefore at least once: a crash after a POST and before its outcome is recorded sends
+//! that alert again.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -37,6 +39,20 @@ impl Default for MonitorOptions {
             retry: RetryPolicy::default(),
             budget_check_staleness: Duration::ZERO,
         }
+    }
+}
+
+/// A pending alert this monitor is delivering; leaves the in-flight set when dropped, however
+/// the delivery ends (outcome recorded, error, task aborted at shutdown).
+struct Claimed {
+    alert: Pending,
+    in_flight: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Drop for Claimed {
+    fn drop(&mut self) {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        in_flight.remove(&self.alert.alert_id);
     }
 }
 
@@ -88,32 +104,32 @@ impl Monitor {
     }
 
     /// The alerts waiting for delivery at `now`, except those already being delivered.
-    fn claim_pending(&self, states: &[BudgetState], now: DateTime<Utc>) -> Result<Vec<Pending>> {
-        let pending = alerts::pending(&*self.alerts_table()?, states, now)?;
-        let Ok(mut in_flight) = self.in_flight.lock() else {
-            return Ok(Vec::new());
-        };
+    /// The rows are read under the lock: a delivery records its outcome before it leaves
+    /// the set, so a row read here is never one that has just been delivered.
+    fn claim_pending(&self, states: &[BudgetState], now: DateTime<Utc>) -> Result<Vec<Claimed>> {
+        let table = self.alerts_table()?;
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let pending = alerts::pending(&table, states, now)?;
         Ok(pending
             .into_iter()
             .filter(|p| in_flight.insert(p.alert_id.clone()))
+            .map(|alert| Claimed {
+                alert,
+                in_flight: Arc::clone(&self.in_flight),
+            })
             .collect())
     }
 
     /// Deliver one alert and record the outcome on its row.
-    async fn deliver(&self, alert: Pending) -> Result<Outcome> {
-        let outcome = self.notifier.deliver(&alert).await;
+    async fn deliver(&self, claimed: Claimed) -> Result<Outcome> {
+        let alert = &claimed.alert;
+        let outcome = self.notifier.deliver(alert).await;
         let table = self.alerts_table()?;
-        let recorded = {
-            let outcome = outcome.clone();
-            let id = alert.alert_id.clone();
-            tokio::task::spawn_blocking(move || alerts::record(&table, &id, &outcome))
-                .await
-                .map_err(|e| Error::Invalid(format!("alert task failed: {e}")))
-        };
-        if let Ok(mut in_flight) = self.in_flight.lock() {
-            in_flight.remove(&alert.alert_id);
-        }
-        recorded??;
+        let outcome_to_record = outcome.clone();
+        let id = alert.alert_id.clone();
+        tokio::task::spawn_blocking(move || alerts::record(&table, &id, &outcome_to_record))
+            .await
+            .map_err(|e| Error::Invalid(format!("alert task failed: {e}")))??;
         match &outcome {
             Outcome::Delivered(_) => tracing::info!("alert {} delivered", alert.alert_id),
             Outcome::Failed(reason) => {

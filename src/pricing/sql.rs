@@ -12,18 +12,16 @@ use std::sync::{Arc, LazyLock};
 
 use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use async_trait::async_trait;
-use datafusion::catalog::streaming::StreamingTable;
-use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl};
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl};
 use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue, plan_err};
 use datafusion::datasource::TableProvider;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::{Expr, TableType};
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 
 use super::{ImportFormat, ImportReport, import_into, parse_import};
+use crate::function_table::FunctionTable;
 use crate::storage::ConfigTable;
 
 /// The name the function is registered under.
@@ -77,36 +75,18 @@ impl TableFunctionImpl for PricingImport {
             format,
             document: Arc::new(text_literal(document, "document")?),
         };
-        let table = StreamingTable::try_new(Arc::clone(&REPORT_SCHEMA), vec![Arc::new(run)])?;
-        Ok(Arc::new(ImportTable(table)))
+        let table = ImportTable::new(Arc::clone(&REPORT_SCHEMA), Arc::new(run))?;
+        Ok(Arc::new(table))
     }
 }
 
-/// The table a `pricing_import(...)` call scans: its own type, so that privilege checks
-/// can tell this writing "table" from the read-only ones.
+/// Marks the table a `pricing_import(...)` call scans, so privilege checks can tell this
+/// writing "table" from the read-only ones.
 #[derive(Debug)]
-pub struct ImportTable(StreamingTable);
+pub enum ImportCall {}
 
-#[async_trait]
-impl TableProvider for ImportTable {
-    fn schema(&self) -> SchemaRef {
-        self.0.schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        self.0.table_type()
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        self.0.scan(state, projection, filters, limit).await
-    }
-}
+/// The table a `pricing_import(...)` call scans.
+pub type ImportTable = FunctionTable<ImportCall>;
 
 fn text_literal(expr: &Expr, what: &str) -> DfResult<String> {
     match expr {

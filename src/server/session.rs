@@ -61,9 +61,9 @@ use super::encode::{RowEncoder, field_info, field_infos};
 use super::params::{decode_params, described_type};
 use super::sqlstate::{
     FEATURE_NOT_SUPPORTED, IN_FAILED_SQL_TRANSACTION, INSUFFICIENT_PRIVILEGE,
-    INVALID_AUTHORIZATION_SPECIFICATION, INVALID_CATALOG_NAME, INVALID_PASSWORD,
-    PROGRAM_LIMIT_EXCEEDED, PROTOCOL_VIOLATION, QUERY_CANCELED, SYNTAX_ERROR, StatementTimeout,
-    TOO_MANY_CONNECTIONS, UNDEFINED_OBJECT,
+    INVALID_AUTHORIZATION_SPECIFICATION, INVALID_CATALOG_NAME, INVALID_PARAMETER_VALUE,
+    INVALID_PASSWORD, PROGRAM_LIMIT_EXCEEDED, PROTOCOL_VIOLATION, QUERY_CANCELED, SYNTAX_ERROR,
+    StatementTimeout, TOO_MANY_CONNECTIONS, UNDEFINED_OBJECT,
 };
 use super::{Shared, df_error, fatal_error, pg_error};
 use crate::auth::Role;
@@ -655,7 +655,12 @@ impl Session {
         let state = self.ctx.state();
         let bound = match &params {
             Some(values) => super::table_args::bind_table_args(statement, values).map_err(|n| {
-                pg_error(PROTOCOL_VIOLATION, format!("no value for parameter ${n}"))
+                pg_error(
+                    INVALID_PARAMETER_VALUE,
+                    format!(
+                        "parameter ${n} of a table function needs a text, number or boolean value"
+                    ),
+                )
             })?,
             None => None,
         };

@@ -120,8 +120,12 @@ impl VisitorMut for BindValues<'_, '_> {
 
     fn pre_visit_value(&mut self, value: &mut ValueWithSpan) -> ControlFlow<()> {
         if let Some(n) = placeholder_index(&value.value) {
-            match n.checked_sub(1).and_then(|i| self.0.values.get(i)) {
-                Some(bound) => value.value = literal(bound),
+            match n
+                .checked_sub(1)
+                .and_then(|i| self.0.values.get(i))
+                .and_then(literal)
+            {
+                Some(bound) => value.value = bound,
                 None => self.0.missing = Some(n),
             }
         }
@@ -129,12 +133,14 @@ impl VisitorMut for BindValues<'_, '_> {
     }
 }
 
-/// A bound value as SQL text the planner reads back as the same value.
-fn literal(value: &ScalarValue) -> Value {
+/// A bound value as a literal the planner reads back as the same value, or `None` for a
+/// type table functions do not take. Decimals become text, which keeps every digit (a
+/// number literal would be read as a float).
+fn literal(value: &ScalarValue) -> Option<Value> {
     if value.is_null() {
-        return Value::Null;
+        return Some(Value::Null);
     }
-    match value {
+    Some(match value {
         ScalarValue::Utf8(Some(s))
         | ScalarValue::LargeUtf8(Some(s))
         | ScalarValue::Utf8View(Some(s)) => Value::SingleQuotedString(s.clone()),
@@ -146,16 +152,17 @@ fn literal(value: &ScalarValue) -> Value {
         | ScalarValue::UInt8(_)
         | ScalarValue::UInt16(_)
         | ScalarValue::UInt32(_)
-        | ScalarValue::UInt64(_)
-        | ScalarValue::Float32(_)
-        | ScalarValue::Float64(_)
-        | ScalarValue::Decimal128(..) => Value::Number(value.to_string(), false),
-        other => Value::SingleQuotedString(other.to_string()),
-    }
+        | ScalarValue::UInt64(_) => Value::Number(value.to_string(), false),
+        ScalarValue::Float32(Some(f)) if f.is_finite() => Value::Number(value.to_string(), false),
+        ScalarValue::Float64(Some(f)) if f.is_finite() => Value::Number(value.to_string(), false),
+        ScalarValue::Decimal128(..) => Value::SingleQuotedString(value.to_string()),
+        _ => return None,
+    })
 }
 
 /// `statement` with the table-function parameters replaced by `values`, or `None` when it
-/// has none. Errs naming a parameter that has no value.
+/// has none. Errs naming a parameter that has no value, or one of a type (timestamp, bytes,
+/// ...) no table function takes.
 pub fn bind_table_args(
     statement: &DFStatement,
     values: &[ScalarValue],
@@ -209,6 +216,25 @@ mod tests {
             "only table arguments: {text}"
         );
         assert_eq!(bind_table_args(&statement, &values[..2]), Err(3));
+        // Decimals keep every digit; types no table function takes are refused.
+        let exact = [
+            values[0].clone(),
+            values[1].clone(),
+            ScalarValue::Decimal128(Some(12_345_678_901_234_567_890), 38, 12),
+        ];
+        let bound = bind_table_args(&statement, &exact).unwrap().unwrap();
+        assert!(
+            bound
+                .to_string()
+                .contains("CAST('12345678.901234567890' AS NUMERIC)"),
+            "{bound}"
+        );
+        let when = [
+            values[0].clone(),
+            values[1].clone(),
+            ScalarValue::TimestampMicrosecond(Some(0), None),
+        ];
+        assert_eq!(bind_table_args(&statement, &when), Err(3));
     }
 
     #[test]

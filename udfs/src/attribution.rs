@@ -129,7 +129,14 @@ pub struct AttributionRules {
     used: [bool; 6],
     /// Candidates per key, kept across batches and queries for as long as these rules are
     /// current (they are rebuilt when the table changes).
-    cache: Mutex<HashMap<OwnedKey, Arc<[u32]>>>,
+    cache: Mutex<CandidateCache>,
+}
+
+/// Remembered candidates and the bytes their keys hold (tags can be long).
+#[derive(Debug, Default)]
+struct CandidateCache {
+    by_key: HashMap<OwnedKey, Arc<[u32]>>,
+    bytes: usize,
 }
 
 /// A [`RowKey`] that owns its text, for the cache shared across batches.
@@ -137,6 +144,14 @@ pub struct AttributionRules {
 struct OwnedKey([Option<String>; 6]);
 
 impl OwnedKey {
+    /// Roughly what the key holds in memory.
+    fn bytes(&self) -> usize {
+        self.0
+            .iter()
+            .map(|v| 24 + v.as_ref().map_or(0, String::len))
+            .sum()
+    }
+
     fn new(row: &RowKey<'_>) -> Self {
         let own = |v: Option<&str>| v.map(str::to_string);
         OwnedKey([
@@ -150,8 +165,8 @@ impl OwnedKey {
     }
 }
 
-/// Distinct keys remembered before the cache starts over (bounds its memory).
-const CACHE_KEYS: usize = 65_536;
+/// Key bytes remembered before the cache starts over (bounds its memory).
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 impl AttributionRules {
     /// Rules in any order; they are tried by priority, then rule id.
@@ -321,16 +336,18 @@ impl AttributionRules {
     pub fn cached_candidates(&self, row: &RowKey<'_>) -> Arc<[u32]> {
         let owned = OwnedKey::new(row);
         if let Ok(cache) = self.cache.lock()
-            && let Some(found) = cache.get(&owned)
+            && let Some(found) = cache.by_key.get(&owned)
         {
             return Arc::clone(found);
         }
         let found: Arc<[u32]> = self.candidates(row).into();
         if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() >= CACHE_KEYS {
-                cache.clear();
+            let bytes = owned.bytes() + found.len() * 4;
+            if cache.bytes + bytes > CACHE_BYTES {
+                *cache = CandidateCache::default();
             }
-            cache.insert(owned, Arc::clone(&found));
+            cache.bytes += bytes;
+            cache.by_key.insert(owned, Arc::clone(&found));
         }
         found
     }
