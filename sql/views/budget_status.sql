@@ -1,7 +1,19 @@
 -- budget_status: each budget in its current UTC period (day, week, month, quarter, year):
 -- spend to date, projected period-end spend at the period's run rate so far, the date the
 -- budget runs out at that rate, and a status (ok, warning, exceeded, forecast_exceeds).
-WITH periods AS (
+-- warning starts at the budget's highest threshold below 1.0 (0.8 with the default
+-- '0.5,0.8,1.0'; never without one), as budget_check's warn does.
+WITH warn_levels AS (
+  SELECT budget_id, thresholds, max(level) AS warn_at
+  FROM (
+    SELECT budget_id, thresholds,
+      TRY_CAST(trim(unnest(string_to_array(thresholds, ','))) AS DOUBLE) AS level
+    FROM budgets
+  ) AS levels
+  WHERE level > 0 AND level < 1
+  GROUP BY budget_id, thresholds
+),
+periods AS (
   SELECT b.*,
     CASE b.period
       WHEN 'day' THEN date_trunc('day', now())
@@ -44,13 +56,14 @@ totals AS (
 ),
 rated AS (
   SELECT p.budget_id, p.name, p.scope, p.scope_value, p.period, p.period_start, p.period_end,
-    p.amount, p.thresholds, p.enforcement, p.owner, p.notify, t.spend,
+    p.amount, p.thresholds, p.enforcement, p.owner, p.notify, t.spend, w.warn_at,
     CAST(t.spend AS DOUBLE) / NULLIF(CAST(p.amount AS DOUBLE), 0) AS pct_used,
     CAST(t.spend AS DOUBLE)
       * (extract(epoch FROM p.period_end) - extract(epoch FROM p.period_start))
       / GREATEST(extract(epoch FROM now()) - extract(epoch FROM p.period_start), 1) AS projected_spend,
     GREATEST(extract(epoch FROM now()) - extract(epoch FROM p.period_start), 1) AS elapsed_seconds
   FROM periods p JOIN totals t ON t.budget_id = p.budget_id
+  LEFT JOIN warn_levels w ON w.budget_id = p.budget_id AND w.thresholds = p.thresholds
 )
 SELECT budget_id, name, scope, scope_value, period, period_start, period_end, amount, spend,
   pct_used,
@@ -67,7 +80,7 @@ SELECT budget_id, name, scope, scope_value, period, period_start, period_end, am
   CASE
     WHEN spend >= amount THEN 'exceeded'
     WHEN projected_spend > CAST(amount AS DOUBLE) THEN 'forecast_exceeds'
-    WHEN pct_used >= 0.8 THEN 'warning'
+    WHEN pct_used >= warn_at THEN 'warning'
     ELSE 'ok'
   END AS status,
   enforcement, thresholds, owner, notify
