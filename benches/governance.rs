@@ -14,7 +14,7 @@
 //! `cargo bench --bench governance`. Nothing here asserts a timing.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Instant;
 
 #[path = "common/dashboard.rs"]
@@ -23,7 +23,7 @@ mod dashboard;
 mod server;
 
 use dashboard::DASHBOARD;
-use server::{env_or, free_port, run, start_spendql};
+use server::{env_or, free_port, run, spendql, start_spendql};
 
 const TEAMS: &[&str] = &["search", "support", "ads", "growth", "platform"];
 
@@ -114,11 +114,10 @@ fn budget_check_latency(work: &Path, runtime: &tokio::runtime::Runtime) {
     let data = work.join("budget-data");
     let csv = work.join("month.csv");
     write_month_csv(&csv, rows);
-    run(Command::new(env!("CARGO_BIN_EXE_spendql"))
+    run(spendql()
         .args(["ingest", "--format", "csv", "--data"])
         .arg(&data)
         .arg(&csv)
-        .env("SPENDQL_LOG", "warn")
         .stdout(Stdio::null()));
     let port = free_port();
     let _server = start_spendql(&data, port, &[]);
@@ -234,10 +233,9 @@ fn extra_rules() -> String {
 fn attribution_cost(work: &Path, runtime: &tokio::runtime::Runtime) {
     let runs: usize = env_or("RUNS", 5);
     let data = work.join("demo");
-    run(Command::new(env!("CARGO_BIN_EXE_spendql"))
+    run(spendql()
         .args(["demo", "--data"])
         .arg(&data)
-        .env("SPENDQL_LOG", "warn")
         .stdout(Stdio::null()));
     let port = free_port();
     let _server = start_spendql(&data, port, &[]);

@@ -21,7 +21,7 @@ mod dashboard;
 mod server;
 
 use dashboard::DASHBOARD;
-use server::{Running, env_or, free_port, run, start_spendql, wait_ready};
+use server::{Running, env_or, free_port, psql, run, spendql, start_spendql, wait_ready};
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 const STREAM_QUERY: &str =
@@ -104,16 +104,8 @@ fn start_postgres(dir: &Path, port: u16, csv: &Path) -> Running {
         .expect("spawn postgres");
     let running = Running(child);
     wait_ready(port, "postgres");
-    run(Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            "postgres",
-            "postgres",
-        ])
+    run(psql(port, "postgres")
+        .arg("postgres")
         .args([
             "-c",
             "CREATE TABLE usage (event_id text, ts timestamptz, provider text, model text, \
@@ -133,17 +125,8 @@ fn start_postgres(dir: &Path, port: u16, csv: &Path) -> Running {
 /// Wall time of `psql -At -c STREAM_QUERY > /dev/null`.
 fn stream_seconds(port: u16, user: &str, database: &str) -> f64 {
     let started = Instant::now();
-    run(Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-U",
-            user,
-            "-At",
-            "-c",
-        ])
+    run(psql(port, user)
+        .args(["-At", "-c"])
         .arg(STREAM_QUERY)
         .arg(database)
         .stdout(Stdio::null()));
@@ -161,11 +144,10 @@ fn streaming(work: &Path) {
     let csv = work.join("usage.csv");
     write_csv(&csv, rows);
     let data = work.join("spendql");
-    run(Command::new(env!("CARGO_BIN_EXE_spendql"))
+    run(spendql()
         .args(["ingest", "--format", "csv", "--data"])
         .arg(&data)
         .arg(&csv)
-        .env("SPENDQL_LOG", "warn")
         .stdout(Stdio::null()));
     let spendql_port = free_port();
     let _spendql = start_spendql(&data, spendql_port, &[]);
@@ -196,10 +178,9 @@ fn dashboards(work: &Path) {
     let clients: usize = env_or("CLIENTS", 64);
     let seconds: u64 = env_or("BENCH_SECONDS", 60);
     let data = work.join("demo");
-    run(Command::new(env!("CARGO_BIN_EXE_spendql"))
+    run(spendql()
         .args(["demo", "--data"])
         .arg(&data)
-        .env("SPENDQL_LOG", "warn")
         .stdout(Stdio::null()));
     let port = free_port();
     let _spendql = start_spendql(&data, port, &[]);

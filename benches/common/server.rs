@@ -24,6 +24,20 @@ pub fn run(cmd: &mut Command) {
     );
 }
 
+/// `psql` to the loopback `port` as `user`; add the database and commands.
+pub fn psql(port: u16, user: &str) -> Command {
+    let mut cmd = Command::new("psql");
+    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", user]);
+    cmd
+}
+
+/// The `spendql` binary of this build, logging warnings only.
+pub fn spendql() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_spendql"));
+    cmd.env("SPENDQL_LOG", "warn");
+    cmd
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -43,11 +57,10 @@ impl Drop for Running {
 
 /// `spendql serve` on `data` and loopback `port`, once it answers.
 pub fn start_spendql(data: &Path, port: u16, extra: &[&str]) -> Running {
-    let child = Command::new(env!("CARGO_BIN_EXE_spendql"))
+    let child = spendql()
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
         .arg(data)
         .args(extra)
-        .env("SPENDQL_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -60,17 +73,8 @@ pub fn start_spendql(data: &Path, port: u16, extra: &[&str]) -> Running {
 /// user is postgres).
 pub fn wait_ready(port: u16, user: &str) {
     for _ in 0..300 {
-        let ok = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-U",
-                user,
-                "-c",
-                "SELECT 1",
-            ])
+        let ok = psql(port, user)
+            .args(["-c", "SELECT 1"])
             .arg(if user == "postgres" {
                 "postgres"
             } else {

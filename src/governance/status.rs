@@ -282,40 +282,32 @@ mod tests {
         assert!(state.threshold_fractions().is_err());
     }
 
+    async fn run(engine: &Engine, sql: &str) {
+        engine.sql(sql).await.unwrap().collect().await.unwrap();
+    }
+
     #[tokio::test]
     async fn evaluation_at_a_time_uses_that_times_period() {
         let engine = Engine::in_memory().await.unwrap();
-        engine
-            .sql(
-                "INSERT INTO pricing (provider, model, effective_from, input_per_mtok, \
+        run(
+            &engine,
+            "INSERT INTO pricing (provider, model, effective_from, input_per_mtok, \
                  output_per_mtok) VALUES ('openai', 'gpt-4o', '2020-01-01T00:00:00Z', 1, 1)",
-            )
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        engine
-            .sql(
-                "INSERT INTO usage (event_id, ts, provider, model, input_tokens, output_tokens, \
+        )
+        .await;
+        run(
+            &engine,
+            "INSERT INTO usage (event_id, ts, provider, model, input_tokens, output_tokens, \
                  team) VALUES ('a', '2026-03-02T00:00:00Z', 'openai', 'gpt-4o', 3000000, 0, 's'), \
                  ('b', '2026-04-02T00:00:00Z', 'openai', 'gpt-4o', 5000000, 0, 's')",
-            )
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        engine
-            .sql(
-                "INSERT INTO budgets (budget_id, scope, scope_value, period, amount, notify) \
+        )
+        .await;
+        run(
+            &engine,
+            "INSERT INTO budgets (budget_id, scope, scope_value, period, amount, notify) \
                  VALUES ('m', 'team', 's', 'month', 10, ' ')",
-            )
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
+        )
+        .await;
         let march = Utc.with_ymd_and_hms(2026, 3, 11, 0, 0, 0).single().unwrap();
         let states = evaluate_at(&engine, march).await.unwrap();
         assert_eq!(states.len(), 1);
