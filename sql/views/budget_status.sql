@@ -1,6 +1,8 @@
 -- budget_status: each budget in its current UTC period (day, week, month, quarter, year):
--- spend to date, projected period-end spend at the period's run rate so far, the date the
--- budget runs out at that rate, and a status (ok, warning, exceeded, forecast_exceeds).
+-- spend to date, projected period-end spend (project_period_end over the period's daily
+-- spend, hourly for daily budgets: the run rate while there are fewer than 5 complete
+-- buckets, then a forecast that follows trend and weekly pattern), the date the budget
+-- runs out at the run rate so far, and a status (ok, warning, exceeded, forecast_exceeds).
 -- warning starts at the budget's highest threshold below 1.0 (0.8 with the default
 -- '0.5,0.8,1.0'; never without one), as budget_check's warn does.
 WITH warn_levels AS (
@@ -33,11 +35,16 @@ periods AS (
   WHERE (b.starts_on IS NULL OR b.starts_on <= CAST(now() AS DATE))
     AND (b.ends_on IS NULL OR b.ends_on >= CAST(now() AS DATE))
 ),
-totals AS (
+buckets AS (
   SELECT p.budget_id,
-    COALESCE(sum(s.effective_cost), CAST(0 AS DECIMAL(38, 12))) AS spend
+    CASE WHEN p.period = 'day' THEN s.hour ELSE s.day END AS bucket,
+    sum(s.effective_cost) AS cost
   FROM periods p
-  LEFT JOIN spend s
+  JOIN (
+    SELECT ts, date_trunc('hour', ts) AS hour, date_trunc('day', ts) AS day, effective_cost,
+      team, feature, customer, environment, provider, model, api_key_id, project, cost_center
+    FROM spend
+  ) s
     ON s.ts >= p.period_start AND s.ts < p.period_end
    AND CASE p.scope
          WHEN 'global' THEN true
@@ -52,15 +59,25 @@ totals AS (
          WHEN 'cost_center' THEN s.cost_center = p.scope_value
          ELSE false
        END
+  GROUP BY 1, 2
+),
+totals AS (
+  SELECT p.budget_id,
+    COALESCE(sum(b.cost), CAST(0 AS DECIMAL(38, 12))) AS spend,
+    project_period_end(b.bucket, b.cost, p.period_end, now()) AS projected
+  FROM periods p
+  LEFT JOIN buckets b ON b.budget_id = p.budget_id
   GROUP BY p.budget_id
 ),
 rated AS (
   SELECT p.budget_id, p.name, p.scope, p.scope_value, p.period, p.period_start, p.period_end,
     p.amount, p.thresholds, p.enforcement, p.owner, p.notify, t.spend, w.warn_at,
     CAST(t.spend AS DOUBLE) / NULLIF(CAST(p.amount AS DOUBLE), 0) AS pct_used,
-    CAST(t.spend AS DOUBLE)
-      * (extract(epoch FROM p.period_end) - extract(epoch FROM p.period_start))
-      / GREATEST(extract(epoch FROM now()) - extract(epoch FROM p.period_start), 1) AS projected_spend,
+    GREATEST(COALESCE(t.projected,
+      CAST(t.spend AS DOUBLE)
+        * (extract(epoch FROM p.period_end) - extract(epoch FROM p.period_start))
+        / GREATEST(extract(epoch FROM now()) - extract(epoch FROM p.period_start), 1)),
+      CAST(t.spend AS DOUBLE)) AS projected_spend,
     GREATEST(extract(epoch FROM now()) - extract(epoch FROM p.period_start), 1) AS elapsed_seconds
   FROM periods p JOIN totals t ON t.budget_id = p.budget_id
   LEFT JOIN warn_levels w ON w.budget_id = p.budget_id AND w.thresholds = p.thresholds

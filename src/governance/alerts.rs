@@ -177,7 +177,7 @@ fn money_to_f64(money: i128) -> f64 {
     money as f64 / 10f64.powi(MONEY_SCALE as i32)
 }
 
-fn f64_to_money(value: f64) -> Option<i128> {
+pub(crate) fn f64_to_money(value: f64) -> Option<i128> {
     let scaled = (value * 10f64.powi(MONEY_SCALE as i32)).round();
     (scaled.is_finite() && scaled.abs() < 1e37).then_some(scaled as i128)
 }

@@ -5,11 +5,14 @@
 //!   them, at any given time; the shared [`BudgetBook`](status::BudgetBook).
 //! - [`alerts`]: which alerts are due (once per budget, period and threshold) and their
 //!   rows in `alerts`.
+//! - [`anomaly_alerts`]: days the `anomalies` view flags, as alerts to the budgets of
+//!   their scope.
 //! - [`webhook`]: delivery by HTTP POST with retries and backoff.
 //! - [`monitor`]: the server task that ties them together.
 //! - [`budget_check`]: the table function.
 
 pub mod alerts;
+pub mod anomaly_alerts;
 pub mod budget_check;
 pub mod monitor;
 pub mod status;

@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 
 use super::alerts::{self, Alert, Outcome, Pending};
+use super::anomaly_alerts::{self, FlaggedDay};
 use super::status::{BudgetState, evaluate_at};
 use super::webhook::{Notifier, RetryPolicy};
 use crate::engine::Engine;
@@ -63,7 +64,15 @@ pub struct Monitor {
     notifier: Notifier,
     /// Alerts whose delivery is under way, so a second evaluation does not start another.
     in_flight: Arc<Mutex<HashSet<String>>>,
+    anomalies_checked: Arc<Mutex<Option<AnomalyCheck>>>,
 }
+
+/// When the server last looked for anomalies, and the usage commit count then.
+type AnomalyCheck = (DateTime<Utc>, u64);
+
+/// The server looks for anomalies again when a UTC day has ended or, after new usage,
+/// when this long has passed: the query reads 10 weeks of spend.
+const ANOMALY_MIN_INTERVAL: chrono::Duration = chrono::Duration::minutes(1);
 
 impl Monitor {
     pub fn new(engine: Engine, retry: RetryPolicy) -> Result<Monitor> {
@@ -71,21 +80,57 @@ impl Monitor {
             engine,
             notifier: Notifier::new(retry).map_err(Error::Invalid)?,
             in_flight: Arc::default(),
+            anomalies_checked: Arc::default(),
         })
     }
 
-    /// Evaluate every budget at `now` and store the alerts due. Returns them.
+    /// Evaluate every budget and look for anomalies at `now`, and store the alerts due.
+    /// Returns them.
     pub async fn check_at(&self, now: DateTime<Utc>) -> Result<Vec<Alert>> {
         let states = evaluate_at(&self.engine, now).await?;
-        self.fire(&states, now).await
+        let flagged = anomaly_alerts::flagged_at(&self.engine, now).await?;
+        self.fire(&states, &flagged, now).await
     }
 
-    async fn fire(&self, states: &[BudgetState], now: DateTime<Utc>) -> Result<Vec<Alert>> {
+    /// Anomalies to alert on at `now`, if it is time to look: at start, when a UTC day
+    /// has ended, and after new usage at most every [`ANOMALY_MIN_INTERVAL`].
+    async fn flagged_if_due(&self, now: DateTime<Utc>) -> Result<Vec<FlaggedDay>> {
+        let commits = self.engine.usage_commit_count();
+        {
+            let last = self
+                .anomalies_checked
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some((at, seen)) = *last {
+                let new_day = at.date_naive() != now.date_naive();
+                let new_usage = seen != commits && now - at >= ANOMALY_MIN_INTERVAL;
+                if !new_day && !new_usage {
+                    return Ok(Vec::new());
+                }
+            }
+        }
+        let flagged = anomaly_alerts::flagged_at(&self.engine, now).await?;
+        *self
+            .anomalies_checked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some((now, commits));
+        Ok(flagged)
+    }
+
+    async fn fire(
+        &self,
+        states: &[BudgetState],
+        flagged: &[FlaggedDay],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Alert>> {
         let table = self.alerts_table()?;
         tokio::task::spawn_blocking({
             let states = states.to_vec();
+            let flagged = flagged.to_vec();
             move || {
-                let due = alerts::due(&states, now, &alerts::fired_ids(&table));
+                let fired = alerts::fired_ids(&table);
+                let mut due = alerts::due(&states, now, &fired);
+                due.extend(anomaly_alerts::due(&flagged, &states, now, &fired));
                 alerts::store(&table, &due)?;
                 for alert in &due {
                     tracing::info!("alert {}: {}", alert.alert_id, alert.message);
@@ -164,7 +209,8 @@ impl Monitor {
     async fn tick(&self, deliveries: &mut JoinSet<()>) -> Result<()> {
         let now = Utc::now();
         let evaluation = self.engine.budgets().refresh_now(&self.engine).await?;
-        self.fire(&evaluation.states, now).await?;
+        let flagged = self.flagged_if_due(now).await?;
+        self.fire(&evaluation.states, &flagged, now).await?;
         for alert in self.claim_pending(&evaluation.states, now)? {
             let monitor = self.clone();
             deliveries.spawn(async move {

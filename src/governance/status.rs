@@ -325,4 +325,55 @@ mod tests {
         let states = evaluate_at(&engine, april).await.unwrap();
         assert_eq!(states[0].spend, 5 * 10i128.pow(MONEY_SCALE));
     }
+
+    #[tokio::test]
+    async fn projection_follows_the_trend_once_there_are_five_complete_days() {
+        let engine = Engine::in_memory().await.unwrap();
+        run(
+            &engine,
+            "INSERT INTO pricing (provider, model, effective_from, input_per_mtok, \
+                 output_per_mtok) VALUES ('openai', 'gpt-4o', '2020-01-01T00:00:00Z', 1, 1)",
+        )
+        .await;
+        run(
+            &engine,
+            "INSERT INTO budgets (budget_id, scope, scope_value, period, amount) \
+                 VALUES ('m', 'team', 's', 'month', 1000)",
+        )
+        .await;
+        // Day d of March costs d USD.
+        let insert_days = |days: std::ops::RangeInclusive<u32>| {
+            let rows: Vec<String> = days
+                .map(|d| {
+                    format!(
+                        "('e{d}', '2026-03-{d:02}T12:00:00Z', 'openai', 'gpt-4o', {}, 0, 's')",
+                        d * 1_000_000
+                    )
+                })
+                .collect();
+            format!(
+                "INSERT INTO usage (event_id, ts, provider, model, input_tokens, output_tokens, \
+                 team) VALUES {}",
+                rows.join(", ")
+            )
+        };
+        run(&engine, &insert_days(1..=3)).await;
+        // Three complete days: their mean for the remaining 3/4 of day 4 and days 5 to 31.
+        let day_4 = Utc.with_ymd_and_hms(2026, 3, 4, 6, 0, 0).single().unwrap();
+        let m = &evaluate_at(&engine, day_4).await.unwrap()[0];
+        let projected = m.projected.unwrap();
+        assert!(
+            (projected - (6.0 + 2.0 * (0.75 + 27.0))).abs() < 1e-6,
+            "{projected}"
+        );
+
+        run(&engine, &insert_days(4..=10)).await;
+        let day_11 = Utc.with_ymd_and_hms(2026, 3, 11, 0, 0, 0).single().unwrap();
+        let m = &evaluate_at(&engine, day_11).await.unwrap()[0];
+        assert_eq!(m.spend, 55 * 10i128.pow(MONEY_SCALE));
+        // The run rate would say 55 × 31 / 10 = 170.5; days 11 to 31 continuing the line
+        // add 441.
+        let projected = m.projected.unwrap();
+        assert!((projected - (55.0 + 441.0)).abs() < 25.0, "{projected}");
+    }
 }

@@ -22,7 +22,7 @@ pub struct Proc {
     /// `pg_get_function_arguments`, as the documentation writes the call.
     pub arguments: String,
     pub returns_set: bool,
-    /// `pg_proc.prokind`: `f` (function) or `w` (window function).
+    /// `pg_proc.prokind`: `f` (function), `a` (aggregate) or `w` (window function).
     pub kind: &'static str,
     pub description: String,
 }
@@ -104,6 +104,18 @@ pub fn procs() -> &'static [Proc] {
                     documented(udwf.name(), udwf.documentation(), result, "w")
                 }),
         );
+        out.extend(
+            spendql_udfs::registry::aggregate_functions()
+                .iter()
+                .map(|udaf| {
+                    let result = udaf
+                        .inner()
+                        .return_type(&[])
+                        .map(|t| type_name(&t))
+                        .unwrap_or_else(|_| "record".to_owned());
+                    documented(udaf.name(), udaf.documentation(), result, "a")
+                }),
+        );
         for (name, arguments, description, schema) in [
             (
                 crate::governance::budget_check::NAME,
@@ -149,6 +161,9 @@ mod tests {
         for name in [
             "anomaly_score",
             "level_shift",
+            "forecast",
+            "project_period_end",
+            "change_impact",
             "attribute",
             "budget_check",
             "price_per_mtok",

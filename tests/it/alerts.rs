@@ -408,6 +408,71 @@ async fn a_cli_insert_fires_and_delivers_before_the_command_exits() {
     assert_eq!(delivered.lines().nth(1), Some("1"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anomalous_day_alerts_the_budget_of_its_team_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), 2, "10ms");
+    let mut ok = Receiver::start(200).await;
+    let server = Server::start(dir.path(), &["--config", &config]);
+    let client = server.connect().await;
+    price(&client).await;
+    client
+        .batch_execute(&format!(
+            "INSERT INTO budgets (budget_id, scope, scope_value, period, amount, notify) \
+             VALUES ('search', 'team', 'search', 'month', 1000000, '{}')",
+            ok.url("/anomaly")
+        ))
+        .await
+        .unwrap();
+    // Four weeks of about $10 a day, then $60 yesterday.
+    let mut rows: Vec<String> = (2..=29)
+        .map(|k| {
+            let usd = 10 + (k % 3) - 1;
+            format!(
+                "('h{k}', now() - INTERVAL '{k} days', 'acme', 'm1', {}, 0, 'search')",
+                usd * 1_000_000
+            )
+        })
+        .collect();
+    rows.push("('spike', now() - INTERVAL '1 day', 'acme', 'm1', 60000000, 0, 'search')".into());
+    client
+        .batch_execute(&format!(
+            "INSERT INTO usage (event_id, ts, provider, model, input_tokens, output_tokens, team) \
+             VALUES {}",
+            rows.join(", ")
+        ))
+        .await
+        .unwrap();
+    drop(client);
+    server.stop();
+
+    // The server looks for anomalies when it starts.
+    let server = Server::start(dir.path(), &["--config", &config]);
+    let client = server.connect().await;
+    let (path, body) = ok.next().await;
+    assert_eq!(path, "/anomaly");
+    assert_eq!(body["kind"], "anomaly");
+    assert_eq!(body["budget_id"], "search");
+    assert_eq!(body["spend"], "60");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Spend of team=search on ")
+            && message.contains("higher than its usual day"),
+        "{message}"
+    );
+    let ids = alert_ids(&client).await;
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert!(ids[0].ends_with(":anomaly:team=search"), "{ids:?}");
+    drop(client);
+    server.stop();
+
+    // Once only.
+    let server = Server::start(dir.path(), &["--config", &config]);
+    let client = server.connect().await;
+    assert_eq!(alert_ids(&client).await, ids);
+    assert!(ok.posts.try_recv().is_err(), "no second POST");
+}
+
 #[test]
 fn bad_alert_settings_stop_the_server_with_the_key_named() {
     let dir = tempfile::tempdir().unwrap();

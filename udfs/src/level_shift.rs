@@ -2,11 +2,12 @@
 //! moved to a new level — gradual growth, or a drop after an optimisation — rather than
 //! jumped once.
 
+use std::ops::Range;
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::ArrayRef;
 use arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::common::Result;
+use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
 use datafusion::logical_expr::{
     Documentation, LimitEffect, PartitionEvaluator, Signature, Volatility, WindowUDFImpl,
@@ -17,7 +18,7 @@ use crate::robust;
 
 const NAME: &str = "level_shift";
 /// CUSUM allowance: residuals within ±K spreads add nothing.
-const K: f64 = 0.5;
+const K: f64 = 1.0;
 /// Residuals are clipped to ±CLIP spreads, so one spike cannot look like a shift.
 const CLIP: f64 = 4.0;
 
@@ -41,13 +42,18 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
         "A two-sided CUSUM of each point's robust residual against its series' trailing \
          window (the residual `anomaly_score` computes, clipped to ±4): positive and growing \
          while the series runs above its recent median, negative and falling while it runs \
-         below, near zero otherwise. Residuals within ±0.5 add nothing, and a point back at \
+         below, near zero otherwise. Residuals within ±1 add nothing, and a point back at \
          or across the trailing median ends the run, so the statistic returns to zero once \
-         the trailing median has caught up with a new level (the data has acknowledged it). |level_shift| ≥ 5 flags a sustained shift. NULL for NULL \
-         values and while fewer than 7 points precede.",
-        "level_shift(value) OVER (PARTITION BY ... ORDER BY ...)",
+         the trailing median has caught up with a new level (the data has acknowledged it). \
+         |level_shift| ≥ 8 flags a sustained shift (the `anomalies` view's threshold). NULL for NULL \
+         values and during `anomaly_score`'s warm-up.",
+        "level_shift(value [, season]) OVER (PARTITION BY ... ORDER BY ...)",
     )
     .with_argument("value", "The series: a number per row.")
+    .with_argument(
+        "season",
+        "Optional constant period in rows: residuals with seasonality taken out, as anomaly_score's.",
+    )
     .with_sql_example(
         "```sql\n> SELECT day, cost, level_shift(cost) OVER (PARTITION BY feature ORDER BY day)\n  FROM daily_feature_cost;\n```",
     )
@@ -64,17 +70,14 @@ impl WindowUDFImpl for LevelShiftFunc {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        match arg_types {
-            [_] => robust::coerce(arg_types, NAME),
-            _ => datafusion::common::exec_err!("{NAME} takes one number"),
-        }
+        robust::coerce(arg_types, NAME)
     }
 
     fn partition_evaluator(
         &self,
         _args: PartitionEvaluatorArgs,
     ) -> Result<Box<dyn PartitionEvaluator>> {
-        Ok(Box::new(Evaluator))
+        Ok(Box::new(Evaluator::default()))
     }
 
     fn field(&self, field_args: WindowUDFFieldArgs) -> Result<FieldRef> {
@@ -94,35 +97,77 @@ impl WindowUDFImpl for LevelShiftFunc {
     }
 }
 
-/// The statistic for a whole series.
-fn cusum(values: &[Option<f64>]) -> Vec<Option<f64>> {
-    let (mut up, mut down) = (0.0f64, 0.0f64);
-    robust::scores(values, 1)
-        .into_iter()
-        .map(|score| {
-            let residual = score?.clamp(-CLIP, CLIP);
-            // A point back at (or across) the trailing median ends that side's run.
-            up = if residual <= 0.0 {
-                0.0
-            } else {
-                (up + residual - K).max(0.0)
-            };
-            down = if residual >= 0.0 {
-                0.0
-            } else {
-                (down - residual - K).max(0.0)
-            };
-            Some(if up >= down { up } else { -down })
+/// The two one-sided sums, advanced one score at a time.
+#[derive(Debug, Default)]
+struct Cusum {
+    up: f64,
+    down: f64,
+}
+
+impl Cusum {
+    fn step(&mut self, score: Option<f64>) -> Option<f64> {
+        let residual = score?.clamp(-CLIP, CLIP);
+        // A point back at (or across) the trailing median ends that side's run.
+        self.up = if residual <= 0.0 {
+            0.0
+        } else {
+            (self.up + residual - K).max(0.0)
+        };
+        self.down = if residual >= 0.0 {
+            0.0
+        } else {
+            (self.down - residual - K).max(0.0)
+        };
+        Some(if self.up >= self.down {
+            self.up
+        } else {
+            -self.down
         })
+    }
+}
+
+/// The statistic for a whole series.
+fn cusum(values: &[Option<f64>], season: usize) -> Vec<Option<f64>> {
+    let mut sums = Cusum::default();
+    robust::scores(values, season)
+        .into_iter()
+        .map(|score| sums.step(score))
         .collect()
 }
 
-#[derive(Debug)]
-struct Evaluator;
+/// A whole partition at once, or row by row in bounded (streaming) execution.
+#[derive(Debug, Default)]
+struct Evaluator {
+    state: Option<(robust::Scorer, Cusum)>,
+}
 
 impl PartitionEvaluator for Evaluator {
     fn evaluate_all(&mut self, values: &[ArrayRef], _num_rows: usize) -> Result<ArrayRef> {
-        Ok(robust::to_array(cusum(&robust::series(values, NAME)?)))
+        let season = robust::season(values, NAME)?;
+        Ok(robust::to_array(cusum(
+            &robust::series(values, NAME)?,
+            season,
+        )))
+    }
+
+    fn evaluate(&mut self, values: &[ArrayRef], range: &Range<usize>) -> Result<ScalarValue> {
+        let (scorer, sums) = match &mut self.state {
+            Some(state) => state,
+            None => self.state.insert((
+                robust::Scorer::new(robust::season(values, NAME)?),
+                Cusum::default(),
+            )),
+        };
+        let value = robust::point(values, range.start, NAME)?;
+        Ok(ScalarValue::Float64(sums.step(scorer.push(value))))
+    }
+
+    fn supports_bounded_execution(&self) -> bool {
+        true
+    }
+
+    fn is_causal(&self) -> bool {
+        true
     }
 }
 
@@ -139,14 +184,14 @@ mod tests {
         // 20 days around 100, then a new level around 150.
         let mut values: Vec<f64> = (0..20).map(|d| 100.0 + f64::from(d % 3) - 1.0).collect();
         values.extend((0..30).map(|d| 150.0 + f64::from(d % 3) - 1.0));
-        let out = cusum(&series(&values));
+        let out = cusum(&series(&values), 1);
         assert!(out[..7].iter().all(Option::is_none));
         // Flat before the step.
         assert!(out[7..20].iter().all(|v| v.unwrap().abs() < 1.0), "{out:?}");
-        // Clipped residuals of 4 each, less the allowance: 3.5 a day.
-        assert!((out[20].unwrap() - 3.5).abs() < 1e-9, "{:?}", out[20]);
+        // Clipped residuals of 4 each, less the allowance: 3 a day.
+        assert!((out[20].unwrap() - 3.0).abs() < 1e-9, "{:?}", out[20]);
         let peak = out[20..].iter().map(|v| v.unwrap()).fold(0.0, f64::max);
-        assert!(peak >= 5.0 * 8.0, "a sustained shift: {peak}");
+        assert!(peak >= 8.0 * 3.0, "a sustained shift: {peak}");
         // Once the trailing median is at the new level, back to about zero.
         assert!(out[40..].iter().all(|v| v.unwrap().abs() < 1.0), "{out:?}");
     }
@@ -155,14 +200,14 @@ mod tests {
     fn a_single_spike_is_not_a_shift_and_a_drop_is_negative() {
         let mut values = vec![100.0; 20];
         values[12] = 1000.0;
-        let out = cusum(&series(&values));
-        assert!(out[12].unwrap() <= 3.5 + 1e-9, "{:?}", out[12]);
+        let out = cusum(&series(&values), 1);
+        assert!(out[12].unwrap() <= 3.0 + 1e-9, "{:?}", out[12]);
         assert!(out[19].unwrap().abs() < 1e-9, "{:?}", out[19]);
 
         let mut values = vec![100.0; 10];
         values.extend(vec![60.0; 10]);
-        let out = cusum(&series(&values));
-        assert!(out[15].unwrap() < -5.0, "{:?}", out[15]);
+        let out = cusum(&series(&values), 1);
+        assert!(out[15].unwrap() < -8.0, "{:?}", out[15]);
     }
 
     #[test]
@@ -170,7 +215,7 @@ mod tests {
         let mut values = series(&[100.0; 8]);
         values.push(None);
         values.push(Some(100.0));
-        let out = cusum(&values);
+        let out = cusum(&values, 1);
         assert_eq!(out[8], None);
         assert_eq!(out[9], Some(0.0));
     }

@@ -12,18 +12,25 @@ use datafusion::common::Result;
 use datafusion::logical_expr::DocSection;
 use datafusion::prelude::SessionContext;
 
+#[cfg(test)]
+mod accuracy_tests;
 pub mod anomaly_score;
 mod args;
 pub mod attribute;
 pub mod attribution;
 pub mod catalog;
+pub mod change_impact;
 mod costing;
+pub mod forecast;
+pub mod forecasting;
 pub mod level_shift;
 pub mod price_per_mtok;
+pub mod project_period_end;
 pub mod registry;
 pub mod resolve_model;
 mod robust;
 pub mod rules;
+mod series_agg;
 pub mod token_cost;
 pub mod usage_cost;
 
@@ -51,16 +58,26 @@ pub fn register_all_with_catalog(ctx: &SessionContext, source: Arc<dyn CatalogSo
 
 /// Register every SpendQL function, reading prices from `source` and attribution rules from
 /// `rules`.
+///
+/// This also removes DataFusion's `eliminate_duplicated_expr` optimizer rule. In DataFusion
+/// 55 an `Unnest` keeps its input's functional dependencies although it multiplies rows, and
+/// that rule then prunes "redundant" ORDER BY keys: in
+/// `SELECT team, unnest(forecast(...)) AS p ... GROUP BY team ORDER BY team, p['ts']` the
+/// `p['ts']` key was dropped and points came back out of order.
 pub fn register_all_with_sources(
     ctx: &SessionContext,
     source: Arc<dyn CatalogSource>,
     rules: Arc<dyn RulesSource>,
 ) {
+    ctx.remove_optimizer_rule("eliminate_duplicated_expr");
     for udf in registry::scalar_functions(&source, &rules) {
         ctx.register_udf(udf.as_ref().clone());
     }
     for udwf in registry::window_functions() {
         ctx.register_udwf(udwf.as_ref().clone());
+    }
+    for udaf in registry::aggregate_functions() {
+        ctx.register_udaf(udaf.as_ref().clone());
     }
 }
 

@@ -2,14 +2,17 @@
 
 use std::sync::Arc;
 
-use datafusion::logical_expr::{ScalarUDF, WindowUDF};
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 
 use crate::anomaly_score::AnomalyScoreFunc;
 use crate::attribute::AttributeFunc;
 use crate::attribution::RulesSource;
 use crate::catalog::CatalogSource;
+use crate::change_impact::ChangeImpactFunc;
+use crate::forecast::ForecastFunc;
 use crate::level_shift::LevelShiftFunc;
 use crate::price_per_mtok::PricePerMtokFunc;
+use crate::project_period_end::ProjectPeriodEndFunc;
 use crate::resolve_model::ResolveModelFunc;
 use crate::token_cost::TokenCostFunc;
 use crate::usage_cost::UsageCostFunc;
@@ -35,6 +38,15 @@ pub fn scalar_functions(
         Arc::new(ScalarUDF::new_from_impl(AttributeFunc::new(Arc::clone(
             rules,
         )))),
+    ]
+}
+
+/// Every aggregate function.
+pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
+    vec![
+        Arc::new(AggregateUDF::new_from_impl(ForecastFunc::default())),
+        Arc::new(AggregateUDF::new_from_impl(ProjectPeriodEndFunc::default())),
+        Arc::new(AggregateUDF::new_from_impl(ChangeImpactFunc::default())),
     ]
 }
 
@@ -82,6 +94,18 @@ mod tests {
                 udwf.name()
             );
         }
-        assert_eq!(names.len(), 7);
+        for udaf in aggregate_functions() {
+            assert!(
+                names.insert(udaf.name().to_lowercase()),
+                "duplicate function name {}",
+                udaf.name()
+            );
+            assert!(
+                udaf.documentation().is_some(),
+                "{} has no documentation",
+                udaf.name()
+            );
+        }
+        assert_eq!(names.len(), 10);
     }
 }
