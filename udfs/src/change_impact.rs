@@ -12,7 +12,7 @@ use datafusion::logical_expr::{
 };
 
 use crate::forecasting::{self, Fill};
-use crate::series_agg::{Points, is_number, is_time, timestamp_type};
+use crate::series_agg::{Finish, Points, SeriesAccumulator, is_number, is_time, timestamp_type};
 
 const NAME: &str = "change_impact";
 /// z of the 95% two-sided normal interval.
@@ -61,7 +61,7 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     .with_argument("value", "The series: cost, tokens, requests per step.")
     .with_argument("change_ts", "When the change took effect; the latest per group counts.")
     .with_sql_example(
-        "```sql\n> SELECT feature, change_impact(day, cost, TIMESTAMP '2026-10-15') AS impact\n  FROM (SELECT feature, date_trunc('day', ts) AS day, sum(cost) AS cost FROM spend GROUP BY 1, 2)\n  GROUP BY feature;\n```",
+        "```sql\n> SELECT feature, change_impact(day, cost, TIMESTAMP '2026-10-15') AS impact\n  FROM (SELECT feature, date_trunc('day', ts) AS day, sum(effective_cost) AS cost FROM spend GROUP BY 1, 2)\n  GROUP BY feature;\n```",
     )
     .build()
 });
@@ -95,9 +95,7 @@ impl AggregateUDFImpl for ChangeImpactFunc {
     }
 
     fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(ImpactAccumulator {
-            points: Points::new(1),
-        }))
+        Ok(Box::new(SeriesAccumulator::new(1, Measure)))
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -178,22 +176,17 @@ pub fn impact(values: &[f64], split: usize, usual_seasons: &[usize]) -> Option<I
     })
 }
 
+/// Points to impact: the mark is `change_ts`.
 #[derive(Debug)]
-struct ImpactAccumulator {
-    points: Points,
-}
+struct Measure;
 
-impl Accumulator for ImpactAccumulator {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.points.update(values)
-    }
-
-    fn evaluate(&mut self) -> Result<ScalarValue> {
+impl Finish for Measure {
+    fn finish(&self, points: &mut Points) -> Result<ScalarValue> {
         let null = || ScalarValue::try_from(DataType::Struct(fields()));
-        let Some(change) = self.points.marks[0] else {
+        let Some(change) = points.marks[0] else {
             return null();
         };
-        let grid = match forecasting::regularize(&mut self.points.points, Fill::Zero) {
+        let grid = match forecasting::regularize(&mut points.points, Fill::Zero) {
             Ok(Some(grid)) => grid,
             Ok(None) => return null(),
             Err(message) => return exec_err!("{NAME}: {message}"),
@@ -217,18 +210,6 @@ impl Accumulator for ImpactAccumulator {
             columns,
             None,
         )?)))
-    }
-
-    fn size(&self) -> usize {
-        size_of_val(self) + self.points.size()
-    }
-
-    fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        self.points.state()
-    }
-
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        self.points.merge(states)
     }
 }
 

@@ -12,7 +12,9 @@ use datafusion::logical_expr::{
 };
 
 use crate::forecasting::{self, Fill, Method};
-use crate::series_agg::{self, Points, is_number, is_time, timestamp_type};
+use crate::series_agg::{
+    self, Finish, Points, SeriesAccumulator, is_number, is_time, timestamp_type,
+};
 
 const NAME: &str = "forecast";
 /// The longest horizon accepted.
@@ -58,7 +60,7 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
          interval that widens with the horizon. The step is the series' own spacing: the \
          largest interval that divides every gap between timestamps (calendar months or \
          quarters when the points fall on the same day of month), so bucket raw events first \
-         (`date_trunc('day', ts)` with `sum(cost)`). Input order does not matter; values at \
+         (`date_trunc('day', ts)` with `sum(effective_cost)`). Input order does not matter; values at \
          the same timestamp are added up; missing steps count as zero (fill \
          'interpolate' draws a line instead). Methods: 'linear' (least squares), 'holt' \
          (level and trend), 'holt_winters' (additive season), and 'auto' (default), which \
@@ -87,7 +89,7 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
         "Constant 'zero' (default: missing steps spent nothing) or 'interpolate'.",
     )
     .with_sql_example(
-        "```sql\n> SELECT team, unnest(forecast(day, cost, 30)) AS point\n  FROM (SELECT team, date_trunc('day', ts) AS day, sum(cost) AS cost FROM spend GROUP BY 1, 2)\n  GROUP BY team;\n```",
+        "```sql\n> SELECT team, unnest(forecast(day, cost, 30)) AS point\n  FROM (SELECT team, date_trunc('day', ts) AS day, sum(effective_cost) AS cost FROM spend GROUP BY 1, 2)\n  GROUP BY team;\n```",
     )
     .build()
 });
@@ -166,13 +168,15 @@ impl AggregateUDFImpl for ForecastFunc {
                 }
             },
         };
-        Ok(Box::new(ForecastAccumulator {
-            points: Points::new(0),
-            horizon: horizon as usize,
-            method,
-            season: season.map(|s| s as usize),
-            fill,
-        }))
+        Ok(Box::new(SeriesAccumulator::new(
+            0,
+            Settings {
+                horizon: horizon as usize,
+                method,
+                season: season.map(|s| s as usize),
+                fill,
+            },
+        )))
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -180,23 +184,19 @@ impl AggregateUDFImpl for ForecastFunc {
     }
 }
 
+/// The constant arguments of one call.
 #[derive(Debug)]
-struct ForecastAccumulator {
-    points: Points,
+struct Settings {
     horizon: usize,
     method: Method,
     season: Option<usize>,
     fill: Fill,
 }
 
-impl Accumulator for ForecastAccumulator {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.points.update(values)
-    }
-
-    fn evaluate(&mut self) -> Result<ScalarValue> {
+impl Finish for Settings {
+    fn finish(&self, points: &mut Points) -> Result<ScalarValue> {
         let null = || ScalarValue::try_from(return_type());
-        let grid = match forecasting::regularize(&mut self.points.points, self.fill) {
+        let grid = match forecasting::regularize(&mut points.points, self.fill) {
             Ok(Some(grid)) => grid,
             Ok(None) => return null(),
             Err(message) => return exec_err!("{NAME}: {message}"),
@@ -225,18 +225,6 @@ impl Accumulator for ForecastAccumulator {
             Arc::new(points),
             DataType::Struct(point_fields()),
         ))))
-    }
-
-    fn size(&self) -> usize {
-        size_of_val(self) + self.points.size()
-    }
-
-    fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        self.points.state()
-    }
-
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        self.points.merge(states)
     }
 }
 

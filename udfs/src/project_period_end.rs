@@ -3,7 +3,6 @@
 
 use std::sync::LazyLock;
 
-use arrow::array::ArrayRef;
 use arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -12,7 +11,7 @@ use datafusion::logical_expr::{
 };
 
 use crate::forecasting::{self, Fill, Grid, Method};
-use crate::series_agg::{Points, is_number, is_time, timestamp_type};
+use crate::series_agg::{Finish, Points, SeriesAccumulator, is_number, is_time, timestamp_type};
 
 const NAME: &str = "project_period_end";
 /// Fewer complete steps than this and the rest of the period is projected at their mean
@@ -55,7 +54,7 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     .with_argument("period_end", "When the period ends (exclusive); the latest per group counts.")
     .with_argument("as_of", "Optional: the time of the projection, usually now().")
     .with_sql_example(
-        "```sql\n> SELECT team, project_period_end(day, cost, TIMESTAMP '2026-12-01', now())\n  FROM (SELECT team, date_trunc('day', ts) AS day, sum(cost) AS cost FROM spend\n        WHERE ts >= date_trunc('month', now()) GROUP BY 1, 2)\n  GROUP BY team;\n```",
+        "```sql\n> SELECT team, project_period_end(day, cost, TIMESTAMP '2026-12-01', now())\n  FROM (SELECT team, date_trunc('day', ts) AS day, sum(effective_cost) AS cost FROM spend\n        WHERE ts >= date_trunc('month', now()) GROUP BY 1, 2)\n  GROUP BY team;\n```",
     )
     .build()
 });
@@ -98,9 +97,7 @@ impl AggregateUDFImpl for ProjectPeriodEndFunc {
     }
 
     fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(ProjectAccumulator {
-            points: Points::new(2),
-        }))
+        Ok(Box::new(SeriesAccumulator::new(2, Projection)))
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -108,10 +105,9 @@ impl AggregateUDFImpl for ProjectPeriodEndFunc {
     }
 }
 
+/// Points to projection: marks are `period_end` and `as_of`.
 #[derive(Debug)]
-struct ProjectAccumulator {
-    points: Points,
-}
+struct Projection;
 
 /// The projection of `grid` to `period_end` as of `as_of` (None: the end of its last step).
 pub fn project(grid: &Grid, period_end: i64, as_of: Option<i64>) -> Result<Option<f64>, String> {
@@ -171,17 +167,13 @@ pub fn project(grid: &Grid, period_end: i64, as_of: Option<i64>) -> Result<Optio
     ))
 }
 
-impl Accumulator for ProjectAccumulator {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.points.update(values)
-    }
-
-    fn evaluate(&mut self) -> Result<ScalarValue> {
-        let Some(period_end) = self.points.marks[0] else {
+impl Finish for Projection {
+    fn finish(&self, points: &mut Points) -> Result<ScalarValue> {
+        let Some(period_end) = points.marks[0] else {
             return Ok(ScalarValue::Float64(None));
         };
-        let as_of = self.points.marks[1];
-        let grid = match forecasting::regularize(&mut self.points.points, Fill::Zero) {
+        let as_of = points.marks[1];
+        let grid = match forecasting::regularize(&mut points.points, Fill::Zero) {
             Ok(Some(grid)) => grid,
             Ok(None) => return Ok(ScalarValue::Float64(None)),
             Err(message) => return exec_err!("{NAME}: {message}"),
@@ -190,18 +182,6 @@ impl Accumulator for ProjectAccumulator {
             Ok(value) => Ok(ScalarValue::Float64(value)),
             Err(message) => exec_err!("{NAME}: {message}"),
         }
-    }
-
-    fn size(&self) -> usize {
-        size_of_val(self) + self.points.size()
-    }
-
-    fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        self.points.state()
-    }
-
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        self.points.merge(states)
     }
 }
 

@@ -9,8 +9,8 @@ use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Int64Type, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
-use datafusion::logical_expr::ColumnarValue;
 use datafusion::logical_expr::utils::format_state_name;
+use datafusion::logical_expr::{Accumulator, ColumnarValue};
 use datafusion::physical_expr::PhysicalExpr;
 
 /// `TIMESTAMPTZ` as SpendQL stores it: microseconds, UTC.
@@ -146,6 +146,50 @@ impl Points {
         size_of_val(self)
             + self.points.capacity() * size_of::<(i64, f64)>()
             + self.marks.capacity() * size_of::<Option<i64>>()
+    }
+}
+
+/// What a series aggregate makes of its group's points.
+pub trait Finish: std::fmt::Debug + Send + Sync + 'static {
+    fn finish(&self, points: &mut Points) -> Result<ScalarValue>;
+}
+
+/// The accumulator of every series aggregate: it collects the group's points, and
+/// `finish` turns them into the result.
+#[derive(Debug)]
+pub struct SeriesAccumulator<F> {
+    points: Points,
+    finish: F,
+}
+
+impl<F: Finish> SeriesAccumulator<F> {
+    pub fn new(marks: usize, finish: F) -> SeriesAccumulator<F> {
+        SeriesAccumulator {
+            points: Points::new(marks),
+            finish,
+        }
+    }
+}
+
+impl<F: Finish> Accumulator for SeriesAccumulator<F> {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.points.update(values)
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        self.finish.finish(&mut self.points)
+    }
+
+    fn size(&self) -> usize {
+        size_of_val(self) + self.points.size()
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        self.points.state()
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.points.merge(states)
     }
 }
 
