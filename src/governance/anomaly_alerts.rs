@@ -5,8 +5,9 @@
 //! and scope value are that team, feature, provider or model; global budgets get the
 //! provider-level anomalies (the coarsest breakdown the view has). Only complete UTC days
 //! count (today's partial spend would look like a drop), and only the last two of them,
-//! so a server that was down over midnight still reports yesterday. The id is
-//! `budget:day:anomaly:scope=value`, so each fires once.
+//! so a server that was down over midnight still reports yesterday. A run of flagged days
+//! (a level shift stays flagged until the data acknowledges it) alerts on its first day
+//! only. The id is `budget:day:anomaly:scope=value`, so each fires once.
 
 use std::collections::HashSet;
 
@@ -46,8 +47,9 @@ fn timestamp_sql(at: DateTime<Utc>) -> String {
     format!("arrow_cast({nanos}, 'Timestamp(Nanosecond, Some(\"+00:00\"))')")
 }
 
-/// The days of the last [`RECENT_DAYS`] complete UTC days before `now` that the
-/// `anomalies` view flags, computed from the [`HISTORY_DAYS`] before them only.
+/// The days among the last [`RECENT_DAYS`] complete UTC days before `now` on which the
+/// `anomalies` view starts flagging a scope (the day before was not flagged), computed
+/// from the [`HISTORY_DAYS`] before them only.
 pub async fn flagged_at(engine: &Engine, now: DateTime<Utc>) -> Result<Vec<FlaggedDay>> {
     let today = now
         .date_naive()
@@ -66,7 +68,12 @@ pub async fn flagged_at(engine: &Engine, now: DateTime<Utc>) -> Result<Vec<Flagg
     let sql = format!(
         "SELECT scope, scope_value, CAST(extract(epoch FROM day) AS BIGINT), spend, baseline, \
            score, shift \
-         FROM ({view}) WHERE (is_anomaly OR is_level_shift) AND day >= {} \
+         FROM ( \
+           SELECT *, is_anomaly OR is_level_shift AS flagged, \
+             lag(is_anomaly OR is_level_shift) \
+               OVER (PARTITION BY scope, scope_value ORDER BY day) AS was_flagged \
+           FROM ({view})) AS days \
+         WHERE flagged AND NOT COALESCE(was_flagged, false) AND day >= {} \
          ORDER BY 3, 1, 2",
         timestamp_sql(recent_start)
     );
@@ -255,5 +262,59 @@ mod tests {
         );
         let fired: HashSet<String> = ids.iter().map(|s| s.to_string()).collect();
         assert!(super::due(&flagged, &budgets, now, &fired).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_run_of_flagged_days_alerts_on_its_first_day() {
+        use chrono::TimeZone;
+        let engine = Engine::in_memory().await.unwrap();
+        let run = |sql: String| {
+            let engine = engine.clone();
+            async move { engine.sql(&sql).await.unwrap().collect().await.unwrap() }
+        };
+        run(
+            "INSERT INTO pricing (provider, model, effective_from, input_per_mtok, \
+             output_per_mtok) VALUES ('acme', 'm1', '2020-01-01T00:00:00Z', 1, 1)"
+                .into(),
+        )
+        .await;
+        // February at about $10 a day, then $60 on March 1 and 2.
+        let mut rows: Vec<String> = (1..=28)
+            .map(|d| {
+                format!(
+                    "('d{d}', '2026-02-{d:02}T12:00:00Z', 'acme', 'm1', {}, 0, 'search')",
+                    (10 + d % 3 - 1) * 1_000_000
+                )
+            })
+            .collect();
+        for d in 1..=2 {
+            rows.push(format!(
+                "('m{d}', '2026-03-{d:02}T12:00:00Z', 'acme', 'm1', 60000000, 0, 'search')"
+            ));
+        }
+        run(format!(
+            "INSERT INTO usage (event_id, ts, provider, model, input_tokens, output_tokens, \
+             team) VALUES {}",
+            rows.join(", ")
+        ))
+        .await;
+        let now = Utc.with_ymd_and_hms(2026, 3, 3, 8, 0, 0).single().unwrap();
+        let flagged = flagged_at(&engine, now).await.unwrap();
+        let team: Vec<(&str, i64)> = flagged
+            .iter()
+            .filter(|d| d.scope == "team")
+            .map(|d| (d.scope_value.as_str(), d.day))
+            .collect();
+        let march_1 = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).single().unwrap();
+        assert_eq!(team, [("search", march_1.timestamp())], "{flagged:?}");
+        // The next day the run goes on: nothing new.
+        let later = Utc.with_ymd_and_hms(2026, 3, 4, 8, 0, 0).single().unwrap();
+        let flagged = flagged_at(&engine, later).await.unwrap();
+        assert!(
+            flagged
+                .iter()
+                .all(|d| d.day != march_1.timestamp() + 86_400),
+            "{flagged:?}"
+        );
     }
 }

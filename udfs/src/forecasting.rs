@@ -152,8 +152,13 @@ pub fn regularize(points: &mut [(i64, f64)], fill: Fill) -> Result<Option<Grid>,
     let (step, indices) = match month_step(&times) {
         Some((months, indices)) => (Step::Months(months), indices),
         None => {
-            let step = times.windows(2).fold(0, |g, w| gcd(g, w[1] - w[0]));
             let first = times[0];
+            // Sorted: if the whole span fits, every gap and offset does (it only overflows
+            // for timestamps some 290,000 years apart).
+            if times[times.len() - 1].checked_sub(first).is_none() {
+                return Err("the timestamps are too far apart".to_string());
+            }
+            let step = times.windows(2).fold(0, |g, w| gcd(g, w[1] - w[0]));
             (
                 Step::Micros(step),
                 times.iter().map(|t| (t - first) / step).collect(),
@@ -929,6 +934,13 @@ mod tests {
         let grid = regularize(&mut quarters, Fill::Zero).unwrap().unwrap();
         assert_eq!(grid.step, Step::Months(3));
         assert_eq!(grid.time_of(3), Some(month(2024, 10)));
+    }
+
+    #[test]
+    fn timestamps_too_far_apart_are_an_error_not_an_overflow() {
+        let mut points = vec![(i64::MIN + 1, 1.0), (0, 1.0), (i64::MAX, 1.0)];
+        let error = regularize(&mut points, Fill::Zero).unwrap_err();
+        assert!(error.contains("too far apart"), "{error}");
     }
 
     #[test]

@@ -137,7 +137,8 @@ pub fn project(grid: &Grid, period_end: i64, as_of: Option<i64>) -> Result<Optio
         let end = end_of(step);
         let from = start.max(as_of);
         let to = end.min(period_end);
-        shares.push(((to - from).max(0) as f64) / ((end - start).max(1) as f64));
+        let length = (i128::from(end) - i128::from(start)).max(1) as f64;
+        shares.push((i128::from(to) - i128::from(from)).max(0) as f64 / length);
         step += 1;
         if shares.len() as i64 > MAX_STEPS_AHEAD {
             return Err(format!(
