@@ -170,8 +170,10 @@ async fn forecast_smapes() -> BTreeMap<String, f64> {
 
 /// Issue 7 asks for sMAPE within 10% of statsmodels' Holt-Winters on average (met, with a
 /// margin) and no worse than seasonal naive on 80% of series. The second is not met on this
-/// set — statsmodels itself manages 22 of 33 — so the test holds the line at statsmodels'
-/// count; BENCHMARKS.md has the per-series table.
+/// set (25 of 33; statsmodels itself manages 22), so the test holds the line at 25;
+/// BENCHMARKS.md has the per-series table.
+const NO_WORSE_THAN_NAIVE: usize = 25;
+
 #[tokio::test]
 async fn forecast_is_at_least_as_accurate_as_statsmodels() {
     let ours = forecast_smapes().await;
@@ -197,7 +199,7 @@ async fn forecast_is_at_least_as_accurate_as_statsmodels() {
          {hw_beat_naive}; mean sMAPE ours {ours_mean:.3}, statsmodels Holt-Winters {hw_mean:.3}"
     );
     assert!(
-        ours_beat_naive >= hw_beat_naive,
+        ours_beat_naive >= NO_WORSE_THAN_NAIVE.max(hw_beat_naive),
         "no worse than seasonal naive on {ours_beat_naive} series, statsmodels {hw_beat_naive}"
     );
     assert!(

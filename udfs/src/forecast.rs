@@ -63,8 +63,10 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
          (`date_trunc('day', ts)` with `sum(effective_cost)`). Input order does not matter; values at \
          the same timestamp are added up; missing steps count as zero (fill \
          'interpolate' draws a line instead). Methods: 'linear' (least squares), 'holt' \
-         (level and trend), 'holt_winters' (additive season), and 'auto' (default), which \
-         picks the one that best forecasts a held-back tail of the history. Smoothing \
+         (level and trend), 'holt_winters' (additive season), 'seasonal_naive' (the last \
+         season repeated), and 'auto' (default), which scores Holt, Holt-Winters and \
+         seasonal naive on the last two held-back tails of the history and averages the \
+         best two, weighted by the inverse of their errors. Smoothing \
          parameters minimise the one-step squared error, as statsmodels' \
          ExponentialSmoothing does. The season is detected when not given (e.g. 7 for daily \
          data with a weekly pattern). Too little history falls back to a simpler method \
@@ -78,7 +80,7 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     .with_argument("horizon", "Constant number of steps to forecast, 1 to 10000.")
     .with_argument(
         "method",
-        "Constant 'auto' (default), 'linear', 'holt' or 'holt_winters'.",
+        "Constant 'auto' (default), 'linear', 'holt', 'holt_winters' or 'seasonal_naive'.",
     )
     .with_argument(
         "season",
@@ -153,7 +155,7 @@ impl AggregateUDFImpl for ForecastFunc {
                 Some(m) => m,
                 None => {
                     return plan_err!(
-                        "{NAME}: unknown method '{text}' (use auto, linear, holt or holt_winters)"
+                        "{NAME}: unknown method '{text}' (use auto, linear, holt, holt_winters or seasonal_naive)"
                     );
                 }
             },

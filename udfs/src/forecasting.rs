@@ -212,7 +212,8 @@ pub enum Method {
     HoltWinters,
     /// The last season repeated (the last value without a season).
     SeasonalNaive,
-    /// Whichever of the others forecasts a held-back tail best.
+    /// The two of Holt, Holt-Winters and seasonal naive that best forecast held-back
+    /// tails, weighted by the inverse of their errors.
     Auto,
 }
 
@@ -232,7 +233,7 @@ impl Method {
 /// Forecasts for the steps after a series, with 80% prediction intervals.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Forecast {
-    /// The method used (never `Auto`).
+    /// The method used (never `Auto`; for a combination, the better of the two).
     pub method: Method,
     pub season: usize,
     pub yhat: Vec<f64>,
@@ -338,10 +339,10 @@ pub fn forecast(
     let season = seasons.first().copied().unwrap_or(0);
     let chosen = match method {
         Method::Auto => choose(values, horizon, &seasons),
-        _ => None,
+        _ => Vec::new(),
     };
-    // The trial fit left the last tails out: refit to all of the history from there.
-    let chosen = chosen.map(|model| match model {
+    // The trial fits left the last tails out: refit to all of the history from there.
+    let refit = |model: Model| match model {
         Model::Smoothing {
             method,
             params,
@@ -354,20 +355,71 @@ pub fn forecast(
             Effort::From(params.to_unit()),
         ),
         other => other,
-    });
-    let model = chosen.unwrap_or_else(|| {
+    };
+    let chosen: Vec<(f64, Model)> = chosen
+        .into_iter()
+        .take(COMBINED)
+        .map(|(error, model)| (error, refit(model)))
+        .collect();
+    if chosen.is_empty() {
         let method = match method {
             Method::Auto => Method::HoltWinters,
             other => other,
         };
-        train(
+        let model = train(
             values,
             usable(method, values.len(), season),
             season,
             Effort::Full,
-        )
-    });
-    let mut out = model.apply(values).forecast(horizon);
+        );
+        return Some(finish(values, model.apply(values).forecast(horizon)));
+    }
+    // The best on the held-back tails, weighted by the inverse of their errors: a
+    // combination is rarely worse than its parts and often better than all of them.
+    let weights: Vec<f64> = if chosen.iter().any(|(error, _)| *error <= 0.0) {
+        chosen
+            .iter()
+            .map(|(error, _)| if *error <= 0.0 { 1.0 } else { 0.0 })
+            .collect()
+    } else {
+        chosen.iter().map(|(error, _)| 1.0 / error).collect()
+    };
+    let total: f64 = weights.iter().sum();
+    let mut out: Option<Forecast> = None;
+    for ((_, model), weight) in chosen.iter().zip(&weights) {
+        let share = weight / total;
+        let part = model.apply(values).forecast(horizon);
+        match &mut out {
+            None => {
+                let mut first = part;
+                for v in first
+                    .yhat
+                    .iter_mut()
+                    .chain(&mut first.lo)
+                    .chain(&mut first.hi)
+                {
+                    *v *= share;
+                }
+                out = Some(first);
+            }
+            Some(sum) => {
+                for (mine, theirs) in [
+                    (&mut sum.yhat, &part.yhat),
+                    (&mut sum.lo, &part.lo),
+                    (&mut sum.hi, &part.hi),
+                ] {
+                    for (a, b) in mine.iter_mut().zip(theirs) {
+                        *a += share * b;
+                    }
+                }
+            }
+        }
+    }
+    out.map(|out| finish(values, out))
+}
+
+/// Structural zeros and the floor at zero for spend.
+fn finish(values: &[f64], mut out: Forecast) -> Forecast {
     if out.season >= 2 {
         keep_structural_zeros(values, &mut out);
     }
@@ -376,7 +428,7 @@ pub fn forecast(
             *v = v.max(0.0);
         }
     }
-    Some(out)
+    out
 }
 
 /// How many recent seasons must all be exactly zero at a phase for it to be forecast as
@@ -417,7 +469,7 @@ fn usable(method: Method, n: usize, season: usize) -> Method {
 
 /// The method (and season) whose forecast of a held-back tail has the smallest absolute
 /// error: Holt, or Holt-Winters with each candidate season.
-fn choose(values: &[f64], horizon: usize, seasons: &[usize]) -> Option<Model> {
+fn choose(values: &[f64], horizon: usize, seasons: &[usize]) -> Vec<(f64, Model)> {
     let n = values.len();
     let tail = horizon.clamp(1, (n / 4).max(1));
     // Linear is Holt with α = β = 0 from the same starting line, so Holt stands for it.
@@ -426,7 +478,7 @@ fn choose(values: &[f64], horizon: usize, seasons: &[usize]) -> Option<Model> {
         .map(|&m| (Method::HoltWinters, m))
         .chain([(Method::Holt, 0)])
         .chain(seasons.iter().map(|&m| (Method::SeasonalNaive, m)));
-    let mut best: Option<(f64, Model)> = None;
+    let mut scored: Vec<(f64, Model)> = Vec::new();
     for (method, season) in candidates {
         // Fitted once, before the held-back tails (the last and, when the history allows,
         // the one before it), then run over each tail's history to forecast it.
@@ -447,13 +499,14 @@ fn choose(values: &[f64], horizon: usize, seasons: &[usize]) -> Option<Model> {
                 .map(|(p, a)| (p - a).abs())
                 .sum::<f64>();
         }
-        let error = error / folds as f64;
-        if best.as_ref().is_none_or(|(e, _)| error < *e) {
-            best = Some((error, model));
-        }
+        scored.push((error / folds as f64, model));
     }
-    best.map(|(_, model)| model)
+    scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+    scored
 }
+
+/// How many of the best-scoring methods `auto` averages.
+const COMBINED: usize = 2;
 
 /// How many consecutive held-back tails `auto` scores each method on.
 const HOLDOUT_FOLDS: usize = 2;
