@@ -1,12 +1,10 @@
 //! `anomaly_score(value [, season]) OVER (PARTITION BY ... ORDER BY ...)`: how unusual each
 //! point of a series is against its own recent history.
 
-use std::ops::Range;
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::ArrayRef;
 use arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::common::{Result, ScalarValue};
+use datafusion::common::Result;
 use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
 use datafusion::logical_expr::{
     Documentation, LimitEffect, PartitionEvaluator, Signature, Volatility, WindowUDFImpl,
@@ -77,7 +75,7 @@ impl WindowUDFImpl for AnomalyScoreFunc {
         &self,
         _args: PartitionEvaluatorArgs,
     ) -> Result<Box<dyn PartitionEvaluator>> {
-        Ok(Box::new(Evaluator::default()))
+        Ok(Box::new(evaluator()))
     }
 
     fn field(&self, field_args: WindowUDFFieldArgs) -> Result<FieldRef> {
@@ -98,44 +96,14 @@ impl WindowUDFImpl for AnomalyScoreFunc {
     }
 }
 
-/// Scores a whole partition at once, or row by row when DataFusion streams sorted input
-/// (bounded execution: memory is the trailing window, not the partition).
-#[derive(Debug, Default)]
-struct Evaluator {
-    scorer: Option<robust::Scorer>,
-}
-
-impl PartitionEvaluator for Evaluator {
-    fn evaluate_all(&mut self, values: &[ArrayRef], _num_rows: usize) -> Result<ArrayRef> {
-        let series = robust::series(values, NAME)?;
-        let season = robust::season(values, NAME)?;
-        Ok(robust::to_array(robust::scores(&series, season)))
-    }
-
-    fn evaluate(&mut self, values: &[ArrayRef], range: &Range<usize>) -> Result<ScalarValue> {
-        let scorer = match &mut self.scorer {
-            Some(scorer) => scorer,
-            None => self
-                .scorer
-                .insert(robust::Scorer::new(robust::season(values, NAME)?)),
-        };
-        let value = robust::point(values, range.start, NAME)?;
-        Ok(ScalarValue::Float64(scorer.push(value)))
-    }
-
-    fn supports_bounded_execution(&self) -> bool {
-        true
-    }
-
-    fn is_causal(&self) -> bool {
-        true
-    }
+fn evaluator() -> robust::SeriesEvaluator<robust::Score> {
+    robust::SeriesEvaluator::new(NAME)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{AsArray, Float64Array, Int64Array};
+    use arrow::array::{ArrayRef, AsArray, Float64Array, Int64Array};
     use datafusion::logical_expr::WindowUDF;
     use datafusion::prelude::SessionContext;
 
@@ -145,7 +113,7 @@ mod tests {
         if let Some(s) = season {
             args.push(Arc::new(Int64Array::from(vec![s; n])));
         }
-        Evaluator::default()
+        evaluator()
             .evaluate_all(&args, n)
             .unwrap()
             .as_primitive::<arrow::datatypes::Float64Type>()
@@ -174,7 +142,7 @@ mod tests {
             Arc::new(Float64Array::from(vec![1.0, 2.0])),
             Arc::new(Int64Array::from(vec![0, 0])),
         ];
-        let error = Evaluator::default().evaluate_all(&args, 2).unwrap_err();
+        let error = evaluator().evaluate_all(&args, 2).unwrap_err();
         assert!(
             error
                 .to_string()

@@ -2,12 +2,10 @@
 //! moved to a new level — gradual growth, or a drop after an optimisation — rather than
 //! jumped once.
 
-use std::ops::Range;
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::ArrayRef;
 use arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::common::{Result, ScalarValue};
+use datafusion::common::Result;
 use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
 use datafusion::logical_expr::{
     Documentation, LimitEffect, PartitionEvaluator, Signature, Volatility, WindowUDFImpl,
@@ -77,7 +75,7 @@ impl WindowUDFImpl for LevelShiftFunc {
         &self,
         _args: PartitionEvaluatorArgs,
     ) -> Result<Box<dyn PartitionEvaluator>> {
-        Ok(Box::new(Evaluator::default()))
+        Ok(Box::new(robust::SeriesEvaluator::<Cusum>::new(NAME)))
     }
 
     fn field(&self, field_args: WindowUDFFieldArgs) -> Result<FieldRef> {
@@ -104,7 +102,7 @@ struct Cusum {
     down: f64,
 }
 
-impl Cusum {
+impl robust::PointStatistic for Cusum {
     fn step(&mut self, score: Option<f64>) -> Option<f64> {
         let residual = score?.clamp(-CLIP, CLIP);
         // A point back at (or across) the trailing median ends that side's run.
@@ -126,54 +124,19 @@ impl Cusum {
     }
 }
 
-/// The statistic for a whole series.
-fn cusum(values: &[Option<f64>], season: usize) -> Vec<Option<f64>> {
-    let mut sums = Cusum::default();
-    robust::scores(values, season)
-        .into_iter()
-        .map(|score| sums.step(score))
-        .collect()
-}
-
-/// A whole partition at once, or row by row in bounded (streaming) execution.
-#[derive(Debug, Default)]
-struct Evaluator {
-    state: Option<(robust::Scorer, Cusum)>,
-}
-
-impl PartitionEvaluator for Evaluator {
-    fn evaluate_all(&mut self, values: &[ArrayRef], _num_rows: usize) -> Result<ArrayRef> {
-        let season = robust::season(values, NAME)?;
-        Ok(robust::to_array(cusum(
-            &robust::series(values, NAME)?,
-            season,
-        )))
-    }
-
-    fn evaluate(&mut self, values: &[ArrayRef], range: &Range<usize>) -> Result<ScalarValue> {
-        let (scorer, sums) = match &mut self.state {
-            Some(state) => state,
-            None => self.state.insert((
-                robust::Scorer::new(robust::season(values, NAME)?),
-                Cusum::default(),
-            )),
-        };
-        let value = robust::point(values, range.start, NAME)?;
-        Ok(ScalarValue::Float64(sums.step(scorer.push(value))))
-    }
-
-    fn supports_bounded_execution(&self) -> bool {
-        true
-    }
-
-    fn is_causal(&self) -> bool {
-        true
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use robust::PointStatistic;
+
+    /// The statistic for a whole series.
+    fn cusum(values: &[Option<f64>], season: usize) -> Vec<Option<f64>> {
+        let mut sums = Cusum::default();
+        robust::scores(values, season)
+            .into_iter()
+            .map(|score| sums.step(score))
+            .collect()
+    }
 
     fn series(values: &[f64]) -> Vec<Option<f64>> {
         values.iter().copied().map(Some).collect()

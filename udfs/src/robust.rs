@@ -2,11 +2,13 @@
 //! `level_shift`: median and a scale that single outliers barely move.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array};
 use arrow::datatypes::{DataType, Float64Type};
-use datafusion::common::{Result, exec_err};
+use datafusion::common::{Result, ScalarValue, exec_err};
+use datafusion::logical_expr::PartitionEvaluator;
 
 /// How many earlier points the trailing window holds.
 pub const WINDOW: usize = 28;
@@ -380,6 +382,68 @@ pub fn season(values: &[ArrayRef], name: &str) -> Result<usize> {
         None => Ok(1),
         Some(s) if (1..=10_000).contains(&s) => Ok(s as usize),
         Some(s) => exec_err!("{name}: season must be between 1 and 10000, not {s}"),
+    }
+}
+
+/// What a window function makes of each point's robust score.
+pub trait PointStatistic: std::fmt::Debug + Default + Send + 'static {
+    fn step(&mut self, score: Option<f64>) -> Option<f64>;
+}
+
+/// The score itself (`anomaly_score`).
+#[derive(Debug, Default)]
+pub struct Score;
+
+impl PointStatistic for Score {
+    fn step(&mut self, score: Option<f64>) -> Option<f64> {
+        score
+    }
+}
+
+/// The partition evaluator of both window functions: a whole partition at once, or row by
+/// row when DataFusion streams sorted input (bounded execution: the state is the trailing
+/// window, not the partition).
+#[derive(Debug)]
+pub struct SeriesEvaluator<S> {
+    name: &'static str,
+    state: Option<(Scorer, S)>,
+}
+
+impl<S: PointStatistic> SeriesEvaluator<S> {
+    pub fn new(name: &'static str) -> SeriesEvaluator<S> {
+        SeriesEvaluator { name, state: None }
+    }
+}
+
+impl<S: PointStatistic> PartitionEvaluator for SeriesEvaluator<S> {
+    fn evaluate_all(&mut self, values: &[ArrayRef], _num_rows: usize) -> Result<ArrayRef> {
+        let series = series(values, self.name)?;
+        let mut statistic = S::default();
+        Ok(to_array(
+            scores(&series, season(values, self.name)?)
+                .into_iter()
+                .map(|score| statistic.step(score))
+                .collect(),
+        ))
+    }
+
+    fn evaluate(&mut self, values: &[ArrayRef], range: &Range<usize>) -> Result<ScalarValue> {
+        let (scorer, statistic) = match &mut self.state {
+            Some(state) => state,
+            None => self
+                .state
+                .insert((Scorer::new(season(values, self.name)?), S::default())),
+        };
+        let value = point(values, range.start, self.name)?;
+        Ok(ScalarValue::Float64(statistic.step(scorer.push(value))))
+    }
+
+    fn supports_bounded_execution(&self) -> bool {
+        true
+    }
+
+    fn is_causal(&self) -> bool {
+        true
     }
 }
 
