@@ -57,12 +57,16 @@ pub(crate) const VIEWS: &[(&str, &str)] = &[
     ),
     ("anomalies", include_str!("../sql/views/anomalies.sql")),
     (
-        "recommendations",
-        include_str!("../sql/views/recommendations.sql"),
-    ),
-    (
         "policy_violations",
         include_str!("../sql/views/policy_violations.sql"),
+    ),
+    (
+        "recommendation_detail",
+        include_str!("../sql/views/recommendation_detail.sql"),
+    ),
+    (
+        "recommendations",
+        include_str!("../sql/views/recommendations.sql"),
     ),
     (
         "keys_due_for_rotation",

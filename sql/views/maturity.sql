@@ -1,36 +1,158 @@
--- maturity: the seed's five levels, each criterion scored from the data. A level is
--- reached when all of its criteria and those of the levels below are met.
-WITH facts AS (
+-- maturity: the seed's five levels (Reactive, Aware, Managed, Optimized, Strategic), each
+-- criterion scored from the data, with what was measured and, when unmet, the next step.
+-- A level is reached when its criteria and those of every level below are met;
+-- current_level is the highest level reached (0 before any usage). "Recent" is the last
+-- 30 days. An optimisation counts as acted on when a feature moved to another model or
+-- service tier within a week and change_impact finds its daily cost significantly lower
+-- after the move (the whole 95% interval below zero).
+WITH recent AS (
+  SELECT * FROM spend WHERE ts >= now() - INTERVAL '30 days'
+),
+setups AS (
+  SELECT feature, COALESCE(resolved_model, model) || ' ' || service_tier AS setup,
+    min(ts) AS first_ts, max(ts) AS last_ts
+  FROM spend
+  WHERE feature IS NOT NULL AND ts >= now() - INTERVAL '180 days'
+  GROUP BY 1, 2
+),
+switches AS (
+  SELECT DISTINCT n.feature, n.first_ts AS change_ts
+  FROM setups n
+  JOIN setups o
+    ON o.feature = n.feature AND o.setup <> n.setup AND o.first_ts < n.first_ts
+   AND o.last_ts >= n.first_ts - INTERVAL '1 day' AND o.last_ts <= n.first_ts + INTERVAL '7 days'
+),
+impacts AS (
+  SELECT s.feature, s.change_ts, change_impact(d.day, CAST(d.cost AS DOUBLE), s.change_ts) AS impact
+  FROM switches s
+  JOIN (SELECT feature, date_trunc('day', ts) AS day, sum(effective_cost) AS cost
+        FROM spend WHERE feature IS NOT NULL GROUP BY 1, 2) d
+    ON d.feature = s.feature
+  GROUP BY s.feature, s.change_ts
+),
+feature_cost AS (
+  SELECT feature, sum(effective_cost) AS cost FROM recent WHERE feature IS NOT NULL GROUP BY 1
+),
+customer_cost AS (
+  SELECT customer, sum(effective_cost) AS cost FROM recent WHERE customer IS NOT NULL GROUP BY 1
+),
+facts AS (
   SELECT
     (SELECT count(*) FROM usage) AS usage_rows,
-    (SELECT count(DISTINCT provider) FROM usage) AS providers,
-    (SELECT count(DISTINCT model) FROM usage) AS models,
-    (SELECT CAST(sum(CASE WHEN team IS NOT NULL AND feature IS NOT NULL AND customer IS NOT NULL THEN list_cost ELSE 0 END) AS DOUBLE)
-            / NULLIF(CAST(sum(list_cost) AS DOUBLE), 0) FROM spend) AS attributed_share,
+    (SELECT count(*) FROM unpriced_usage) AS unpriced_groups,
+    (SELECT count(DISTINCT provider || '/' || model) FROM usage) AS models,
+    (SELECT CAST(sum(CASE WHEN team IS NOT NULL AND feature IS NOT NULL THEN effective_cost ELSE 0 END) AS DOUBLE)
+            / NULLIF(CAST(sum(effective_cost) AS DOUBLE), 0) FROM recent) AS attributed_share,
+    (SELECT CAST(sum(CASE WHEN customer IS NOT NULL THEN effective_cost ELSE 0 END) AS DOUBLE)
+            / NULLIF(CAST(sum(effective_cost) AS DOUBLE), 0) FROM recent) AS customer_share,
     (SELECT count(*) FROM budgets) AS budgets,
-    (SELECT count(DISTINCT team) FROM usage WHERE team IS NOT NULL) AS teams,
-    (SELECT count(DISTINCT scope_value) FROM budgets WHERE scope = 'team') AS budgeted_teams,
+    (SELECT count(DISTINCT team) FROM recent WHERE team IS NOT NULL) AS teams,
+    (SELECT count(DISTINCT r.team) FROM recent r JOIN budgets b ON b.scope = 'team' AND b.scope_value = r.team) AS budgeted_teams,
     (SELECT count(*) FROM budgets WHERE enforcement = 'block') AS blocking_budgets,
-    (SELECT count(*) FROM alerts) AS alerts,
-    (SELECT count(*) FROM revenue) AS revenue_rows,
+    (SELECT count(*) FROM budgets WHERE notify IS NOT NULL) AS notifying_budgets,
+    (SELECT count(*) FROM alerts WHERE fired_at >= now() - INTERVAL '30 days' AND delivered_at IS NULL AND delivery_error IS NOT NULL) AS failed_alerts,
+    (SELECT count(*) FROM budget_status WHERE projected_spend IS NOT NULL) AS projected_budgets,
+    (SELECT CAST(sum(CASE WHEN r.feature IS NOT NULL THEN f.cost ELSE 0 END) AS DOUBLE)
+            / NULLIF(CAST(sum(f.cost) AS DOUBLE), 0)
+       FROM feature_cost f
+       LEFT JOIN (SELECT DISTINCT feature FROM revenue WHERE units IS NOT NULL AND feature IS NOT NULL) r
+         ON r.feature = f.feature) AS unit_cost_share,
+    (SELECT CAST(sum(CASE WHEN r.customer IS NOT NULL THEN c.cost ELSE 0 END) AS DOUBLE)
+            / NULLIF(CAST(sum(c.cost) AS DOUBLE), 0)
+       FROM customer_cost c
+       LEFT JOIN (SELECT DISTINCT customer FROM revenue WHERE customer IS NOT NULL) r
+         ON r.customer = c.customer) AS margin_share,
+    (SELECT count(*) FROM impacts WHERE impact['hi'] < 0) AS optimisations_with_impact,
+    (SELECT count(*) FROM switches) AS switches,
     (SELECT count(*) FROM policies) AS policies,
-    (SELECT count(*) FROM contracts) AS contracts,
+    (SELECT count(*) FROM policy_violations WHERE day >= date_trunc('day', now() - INTERVAL '30 days')) AS recent_violations,
     (SELECT count(*) FROM api_keys) AS api_keys,
-    (SELECT count(*) FROM invoices) AS invoices,
-    (SELECT count(*) FROM unpriced_usage) AS unpriced_groups
+    (SELECT count(*) FROM keys_due_for_rotation) AS keys_overdue,
+    (SELECT count(*) FROM invoice_reconciliation WHERE invoiced IS NOT NULL) AS invoice_months,
+    (SELECT count(*) FROM invoice_reconciliation WHERE invoiced IS NOT NULL AND abs(invoice_variance_pct) > 0.02) AS unreconciled_months
+  FROM (VALUES (1)) AS one(x)
 ),
 criteria AS (
-  SELECT 1 AS level, 'Reactive' AS name, 'provider usage is recorded' AS criterion, usage_rows > 0 AS met FROM facts
-  UNION ALL SELECT 2, 'Aware', 'costs tracked by provider and model, every row priced', providers > 0 AND models > 0 AND unpriced_groups = 0 FROM facts
-  UNION ALL SELECT 2, 'Aware', 'some teams have budgets', budgets > 0 FROM facts
-  UNION ALL SELECT 3, 'Managed', 'at least 90% of cost attributed to team, feature and customer', COALESCE(attributed_share >= 0.9, false) FROM facts
-  UNION ALL SELECT 3, 'Managed', 'every team has a budget', teams > 0 AND budgeted_teams >= teams FROM facts
-  UNION ALL SELECT 3, 'Managed', 'budgets are enforced', blocking_budgets > 0 FROM facts
-  UNION ALL SELECT 4, 'Optimized', 'cost per unit tracked (revenue data present)', revenue_rows > 0 FROM facts
-  UNION ALL SELECT 4, 'Optimized', 'spending policies defined', policies > 0 FROM facts
-  UNION ALL SELECT 5, 'Strategic', 'vendor agreements and invoices reconciled', contracts > 0 AND invoices > 0 FROM facts
-  UNION ALL SELECT 5, 'Strategic', 'API keys governed per team and environment', api_keys > 0 FROM facts
+  SELECT 1 AS level, 'Reactive' AS name, 'provider usage is recorded' AS criterion,
+    CAST(usage_rows AS VARCHAR) || ' usage rows' AS measured, usage_rows > 0 AS met,
+    'ingest provider usage (spendql ingest) or point an OTLP exporter at spendql serve' AS next_step
+  FROM facts
+  UNION ALL SELECT 2, 'Aware', 'costs tracked by provider and model, every row priced',
+    CAST(models AS VARCHAR) || ' models, ' || CAST(unpriced_groups AS VARCHAR) || ' unpriced model groups',
+    models > 0 AND unpriced_groups = 0,
+    'add the missing prices (SELECT * FROM unpriced_usage; spendql pricing import)'
+  FROM facts
+  UNION ALL SELECT 2, 'Aware', 'some teams have budgets',
+    CAST(budgets AS VARCHAR) || ' budgets', budgets > 0,
+    'INSERT INTO budgets a monthly budget for your largest team'
+  FROM facts
+  UNION ALL SELECT 3, 'Managed', 'at least 90% of recent cost attributed to a team and a feature',
+    CAST(round(COALESCE(attributed_share, 0) * 100, 1) AS VARCHAR) || '% attributed, '
+      || CAST(round(COALESCE(customer_share, 0) * 100, 1) AS VARCHAR) || '% to a customer',
+    COALESCE(attributed_share >= 0.9, false),
+    'tag calls at the source or add attribution_rules for what unattributed_spend shows'
+  FROM facts
+  UNION ALL SELECT 3, 'Managed', 'every team has a budget',
+    CAST(budgeted_teams AS VARCHAR) || ' of ' || CAST(teams AS VARCHAR) || ' teams budgeted',
+    teams > 0 AND budgeted_teams >= teams,
+    'add a team budget for each team that spends'
+  FROM facts
+  UNION ALL SELECT 3, 'Managed', 'budgets are enforced',
+    CAST(blocking_budgets AS VARCHAR) || ' blocking budgets', blocking_budgets > 0,
+    'set enforcement = ''block'' where overspend must stop calls (budget_check)'
+  FROM facts
+  UNION ALL SELECT 3, 'Managed', 'alerts reach people',
+    CAST(notifying_budgets AS VARCHAR) || ' budgets notify a webhook, '
+      || CAST(failed_alerts AS VARCHAR) || ' recent alerts undelivered',
+    notifying_budgets > 0 AND failed_alerts = 0,
+    'set budgets.notify to a webhook and fix failed deliveries (alerts.delivery_error)'
+  FROM facts
+  UNION ALL SELECT 4, 'Optimized', 'cost per unit tracked for the AI features',
+    CAST(round(COALESCE(unit_cost_share, 0) * 100, 1) AS VARCHAR) || '% of recent feature cost has revenue units',
+    COALESCE(unit_cost_share >= 0.8, false),
+    'load revenue with units per feature (unit_economics)'
+  FROM facts
+  UNION ALL SELECT 4, 'Optimized', 'spend is forecast',
+    CAST(projected_budgets AS VARCHAR) || ' of ' || CAST(budgets AS VARCHAR) || ' budgets projected',
+    budgets > 0 AND projected_budgets >= budgets,
+    'budgets need a few days of spend in their period to be projected (budget_status)'
+  FROM facts
+  UNION ALL SELECT 4, 'Optimized', 'spending policies defined',
+    CAST(policies AS VARCHAR) || ' policies', policies > 0,
+    'INSERT INTO policies the model tiers and providers each team may use'
+  FROM facts
+  UNION ALL SELECT 5, 'Strategic', 'AI cost weighed against revenue for 90% of customer cost',
+    CAST(round(COALESCE(margin_share, 0) * 100, 1) AS VARCHAR) || '% of recent customer cost has revenue',
+    COALESCE(margin_share >= 0.9, false),
+    'load revenue per customer so unit_economics shows margins'
+  FROM facts
+  UNION ALL SELECT 5, 'Strategic', 'optimisations acted on show a measured cost drop',
+    CAST(optimisations_with_impact AS VARCHAR) || ' of ' || CAST(switches AS VARCHAR)
+      || ' model or tier moves lowered cost significantly',
+    optimisations_with_impact > 0,
+    'act on a recommendation and check it with change_impact'
+  FROM facts
+  UNION ALL SELECT 5, 'Strategic', 'governance is automatic: policies hold and keys rotate',
+    CAST(recent_violations AS VARCHAR) || ' recent policy violations, '
+      || CAST(keys_overdue AS VARCHAR) || ' keys overdue of ' || CAST(api_keys AS VARCHAR),
+    policies > 0 AND recent_violations = 0 AND api_keys > 0 AND keys_overdue = 0,
+    'resolve policy_violations and rotate keys_due_for_rotation'
+  FROM facts
+  UNION ALL SELECT 5, 'Strategic', 'invoices reconciled within 2%',
+    CAST(invoice_months - unreconciled_months AS VARCHAR) || ' of ' || CAST(invoice_months AS VARCHAR)
+      || ' invoice months within 2%',
+    invoice_months > 0 AND unreconciled_months = 0,
+    'load invoices and explain the gaps invoice_reconciliation shows'
+  FROM facts
+),
+levels AS (
+  SELECT level, bool_and(met) AS all_met FROM criteria GROUP BY level
+),
+reached AS (
+  SELECT level, bool_and(all_met) OVER (ORDER BY level ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS level_reached
+  FROM levels
 )
-SELECT level, name, criterion, met,
-  bool_and(met) OVER (ORDER BY level RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS level_reached
-FROM criteria
+SELECT c.level, c.name, c.criterion, c.measured, c.met, r.level_reached,
+  (SELECT COALESCE(max(level), 0) FROM reached WHERE level_reached) AS current_level,
+  CASE WHEN c.met THEN NULL ELSE c.next_step END AS next_step
+FROM criteria c JOIN reached r ON r.level = c.level

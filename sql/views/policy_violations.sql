@@ -25,19 +25,18 @@ WITH applicable AS (
   LEFT JOIN models m ON m.provider = s.provider AND m.model = COALESCE(s.resolved_model, s.model)
 ),
 violations AS (
-  SELECT *, 'model_tier' AS violation FROM applicable
-   WHERE max_model_tier IS NOT NULL AND model_tier > max_model_tier
-  UNION ALL
-  SELECT *, 'provider_not_allowed' AS violation FROM applicable
-   WHERE allowed_providers IS NOT NULL
-     AND strpos(',' || replace(allowed_providers, ' ', '') || ',', ',' || provider || ',') = 0
-  UNION ALL
-  SELECT *, 'model_not_allowed' AS violation FROM applicable
-   WHERE allowed_models IS NOT NULL
-     AND strpos(',' || replace(allowed_models, ' ', '') || ',', ',' || model || ',') = 0
-  UNION ALL
-  SELECT *, 'max_tokens' AS violation FROM applicable
-   WHERE max_output_tokens IS NOT NULL AND max_tokens > max_output_tokens
+  -- One pass over applicable (a CTE is planned again at each use).
+  SELECT a.*, v.violation FROM applicable a
+  CROSS JOIN (VALUES ('model_tier'), ('provider_not_allowed'), ('model_not_allowed'),
+                     ('max_tokens')) AS v(violation)
+  WHERE COALESCE(CASE v.violation
+    WHEN 'model_tier' THEN a.max_model_tier IS NOT NULL AND a.model_tier > a.max_model_tier
+    WHEN 'provider_not_allowed' THEN a.allowed_providers IS NOT NULL
+      AND strpos(',' || replace(a.allowed_providers, ' ', '') || ',', ',' || a.provider || ',') = 0
+    WHEN 'model_not_allowed' THEN a.allowed_models IS NOT NULL
+      AND strpos(',' || replace(a.allowed_models, ' ', '') || ',', ',' || a.model || ',') = 0
+    ELSE a.max_output_tokens IS NOT NULL AND a.max_tokens > a.max_output_tokens
+  END, false)
 ),
 all_violations AS (
   SELECT ts, policy_id, violation, scope, scope_value, team, feature, environment, provider,
@@ -53,28 +52,24 @@ all_violations AS (
   WHERE k.environment IS NOT NULL AND k.environment <> 'prod' AND s.environment = 'prod'
 ),
 grouped AS (
-  -- Ordered by the group's key: the CTE is planned once per use, so the id must not
-  -- depend on the order rows arrive in.
-  SELECT row_number() OVER (ORDER BY day, policy_id, violation, scope, scope_value, team,
-                                     feature, environment, provider, model) AS group_id, g.*
-  FROM (
-    SELECT date_trunc('day', ts) AS day, policy_id, violation, scope, scope_value,
-      team, feature, environment, provider, model,
-      max(max_model_tier) AS max_model_tier, max(allowed_providers) AS allowed_providers,
-      max(allowed_models) AS allowed_models,
-      sum(requests) AS requests, sum(input_tokens) AS input_tokens,
-      sum(cached_input_tokens) AS cached_input_tokens, sum(output_tokens) AS output_tokens,
-      sum(list_cost) AS list_cost
-    FROM all_violations
-    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
-  ) AS g
+  SELECT date_trunc('day', ts) AS day, policy_id, violation, scope, scope_value,
+    team, feature, environment, provider, model,
+    max(max_model_tier) AS max_model_tier, max(allowed_providers) AS allowed_providers,
+    max(allowed_models) AS allowed_models,
+    sum(requests) AS requests, sum(input_tokens) AS input_tokens,
+    sum(cached_input_tokens) AS cached_input_tokens, sum(output_tokens) AS output_tokens,
+    sum(list_cost) AS list_cost
+  FROM all_violations
+  GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 ),
-alternatives AS (
-  SELECT g.group_id, m.provider, m.model,
+-- Every compliant model priced at today's list prices for the group's tokens, ranked within
+-- the group (one pipeline: joining back to grouped would plan it twice).
+ranked AS (
+  SELECT g.*, m.provider AS alt_provider, m.model AS alt_model,
     token_cost(m.provider, m.model, now(), g.input_tokens, g.output_tokens,
-               g.cached_input_tokens) AS cost
+               g.cached_input_tokens) AS alt_cost
   FROM grouped g
-  JOIN models m
+  LEFT JOIN models m
     ON g.violation IN ('model_tier', 'provider_not_allowed', 'model_not_allowed')
    AND (m.deprecated_on IS NULL OR m.deprecated_on > CAST(now() AS DATE))
    AND (g.max_model_tier IS NULL OR m.tier <= g.max_model_tier)
@@ -84,13 +79,16 @@ alternatives AS (
                                            ',' || m.model || ',') > 0)
 ),
 cheapest AS (
-  SELECT group_id, provider, model, cost FROM (
-    SELECT a.*, row_number() OVER (PARTITION BY group_id ORDER BY cost, provider, model) AS rank
-    FROM alternatives a WHERE cost IS NOT NULL
-  ) AS ranked WHERE rank = 1
+  SELECT r.*,
+    row_number() OVER (PARTITION BY day, policy_id, violation, scope, scope_value, team,
+                                    feature, environment, provider, model
+                       ORDER BY alt_cost NULLS LAST, alt_provider, alt_model) AS rank
+  FROM ranked r
 )
-SELECT g.day, g.policy_id, g.violation, g.scope, g.scope_value, g.team, g.feature,
-  g.environment, g.provider, g.model, g.requests, g.input_tokens, g.output_tokens, g.list_cost,
-  c.provider AS compliant_provider, c.model AS compliant_model, c.cost AS compliant_cost,
-  g.list_cost - c.cost AS excess_cost
-FROM grouped g LEFT JOIN cheapest c ON c.group_id = g.group_id
+SELECT day, policy_id, violation, scope, scope_value, team, feature, environment, provider,
+  model, requests, input_tokens, output_tokens, list_cost,
+  CASE WHEN alt_cost IS NOT NULL THEN alt_provider END AS compliant_provider,
+  CASE WHEN alt_cost IS NOT NULL THEN alt_model END AS compliant_model,
+  alt_cost AS compliant_cost,
+  list_cost - alt_cost AS excess_cost
+FROM cheapest WHERE rank = 1

@@ -295,7 +295,8 @@ pub(crate) const FEATURES: &[Feature] = &[
         input: 300.,
         output: 3.,
         customers: true,
-        max_tokens: Some(5),
+        // Story: a cap so tight that half the labels are cut off (a max_tokens finding).
+        max_tokens: Some(3),
         pattern: Pattern::Support,
         rows: 30.,
         dup_pool: 400,
@@ -401,6 +402,8 @@ pub(crate) const FEATURES: &[Feature] = &[
         input: 20_000.,
         output: 500.,
         customers: true,
+        // Story: a cap far above any answer (a max_tokens finding with nothing saved yet).
+        max_tokens: Some(8192),
         pattern: Pattern::Business,
         rows: 30.,
         region: Some("us-central1"),

@@ -24,6 +24,7 @@ async fn psql_counts_the_demo_spend_rows() {
         "budget_status",
         "anomalies",
         "recommendations",
+        "recommendation_detail",
         "policy_violations",
         "keys_due_for_rotation",
         "unit_economics",
@@ -42,6 +43,29 @@ async fn psql_counts_the_demo_spend_rows() {
             .count();
         assert!(n > 0, "{view} is empty on the demo data");
     }
+    // The demo's stories surface as every kind of recommendation.
+    let kinds: Vec<String> = client
+        .query(
+            "SELECT DISTINCT kind FROM recommendations WHERE estimated_monthly_savings > 0 \
+             OR kind = 'max_tokens' ORDER BY kind",
+            &[],
+        )
+        .await
+        .expect("recommendation kinds")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "batch_api",
+            "cheaper_model",
+            "duplicate_requests",
+            "max_tokens",
+            "policy",
+            "prompt_caching"
+        ]
+    );
     let priced: i64 = client
         .query_one("SELECT count(*) FROM spend WHERE NOT priced", &[])
         .await
