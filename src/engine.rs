@@ -89,6 +89,10 @@ pub(crate) const VIEWS: &[(&str, &str)] = &[
         include_str!("../sql/views/invoice_reconciliation.sql"),
     ),
     ("focus", include_str!("../sql/views/focus.sql")),
+    (
+        "optimisation_impact",
+        include_str!("../sql/views/optimisation_impact.sql"),
+    ),
     ("maturity", include_str!("../sql/views/maturity.sql")),
 ];
 

@@ -30,6 +30,7 @@ async fn psql_counts_the_demo_spend_rows() {
         "unit_economics",
         "invoice_reconciliation",
         "focus",
+        "optimisation_impact",
         "maturity",
     ] {
         // Fetch every column: a count alone would not evaluate them.
