@@ -34,6 +34,7 @@ pub mod otlp;
 pub mod output;
 pub mod pgcompat;
 pub mod pricing;
+pub mod report;
 pub mod schema;
 pub mod server;
 pub mod storage;

@@ -1,6 +1,6 @@
 //! The `spendql` command line: serve, sql, ingest, pricing, demo, user.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -115,6 +115,23 @@ enum Command {
     Pricing {
         #[command(subcommand)]
         command: PricingCommand,
+    },
+    /// Run a report (built in: monthly_leadership, chargeback, top_customers, anomalies,
+    /// policy_violations; or a path to a .sql report file) for a month.
+    Report {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Report name, or a .sql file
+        name: String,
+        /// The month, e.g. 2026-10 [default: the last complete month]
+        #[arg(long)]
+        period: Option<String>,
+        /// Output format
+        #[arg(long, value_enum)]
+        format: spendql::report::ReportFormat,
+        /// Write here (atomically) instead of to stdout
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Write a realistic demo data set (180 days of a fictional company) into a new data directory.
     Demo {
@@ -473,6 +490,35 @@ async fn run(cli: Cli) -> Result<()> {
             }
             println!("{}: {}", file.display(), report.summary(rows));
             engine.shutdown().await
+        }
+        Command::Report {
+            data,
+            name,
+            period,
+            format,
+            out,
+        } => {
+            let def = spendql::report::find(&name)?;
+            let period = match period {
+                Some(text) => spendql::report::Period::month(&text)?,
+                None => spendql::report::Period::previous_month(chrono::Utc::now())?,
+            };
+            let file = ConfigFile::default();
+            let engine = Engine::open_with(
+                data_dir(&data, &file),
+                engine_config(&data, &file, "spendql report".into())?,
+            )
+            .await?;
+            report_open(&engine);
+            let result = spendql::report::run(&engine, &def, &period).await;
+            engine.shutdown().await?;
+            let bytes = spendql::report::render(&result?, format)?;
+            match out {
+                Some(path) => spendql::report::write_atomically(&path, &bytes),
+                None => std::io::stdout()
+                    .write_all(&bytes)
+                    .map_err(|e| Error::Invalid(format!("<stdout>: {e}"))),
+            }
         }
         Command::Demo { data, seed } => {
             let file = ConfigFile::default();

@@ -11,4 +11,5 @@ mod corpora;
 mod durability;
 mod otlp;
 mod providers;
+mod reports;
 mod wire;
