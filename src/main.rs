@@ -201,6 +201,9 @@ struct ConfigFile {
     otlp: Option<SocketAddr>,
     tls: Option<TlsConfig>,
     alerts: Option<AlertsConfig>,
+    /// `[[reports]]`: reports the server runs on a schedule.
+    #[serde(default)]
+    reports: Vec<spendql::report::schedule::ReportConfig>,
 }
 
 /// `[alerts]` of `spendql.toml`: budget evaluation and webhook delivery.
@@ -571,6 +574,12 @@ async fn serve(
             .map_err(|e| Error::Invalid(format!("cannot listen on {addr}: {e}")))?;
         Ok::<_, Error>((listener, local))
     };
+    // A bad [[reports]] entry stops the server before it listens.
+    let scheduled_reports = file
+        .reports
+        .iter()
+        .map(spendql::report::schedule::ScheduledReport::from_config)
+        .collect::<Result<Vec<_>>>()?;
     let (listener, local) = bind(listen).await?;
     let otlp = match otlp {
         Some((addr, mapping)) => Some((bind(addr).await?, mapping)),
@@ -604,9 +613,15 @@ async fn serve(
         .budgets()
         .set_max_staleness(alert_options.budget_check_staleness);
     let monitor = tokio::spawn(
-        Monitor::new(engine.clone(), alert_options.retry)?
+        Monitor::new(engine.clone(), alert_options.retry.clone())?
             .run(alert_options.interval, stopped(stop_rx.clone())),
     );
+    let scheduler = tokio::spawn(spendql::report::schedule::run(
+        engine.clone(),
+        scheduled_reports,
+        alert_options.retry,
+        stopped(stop_rx.clone()),
+    ));
     let receiver = otlp.map(|((listener, addr), mapping)| {
         eprintln!("spendql receiving OTLP/HTTP traces on {addr} (POST /v1/traces)");
         let options = spendql::otlp::OtlpOptions {
@@ -641,6 +656,12 @@ async fn serve(
     }
     if result.is_err() {
         monitor.abort();
+        scheduler.abort();
+    }
+    if let Err(e) = scheduler.await
+        && !e.is_cancelled()
+    {
+        tracing::error!("report scheduler task: {e}");
     }
     if let Err(e) = monitor.await
         && !e.is_cancelled()

@@ -398,6 +398,29 @@ fn provider_costs() -> TableDef {
     )
 }
 
+/// One row per scheduled report run (`[[reports]]` in spendql.toml), written by the server.
+fn report_runs() -> TableDef {
+    table(
+        "report_runs",
+        TableKind::Config,
+        vec![
+            text_nn("run_id"),
+            text_nn("report"),
+            ts_nn("scheduled_for"),
+            ts_nn("started_at"),
+            ts_nn("finished_at"),
+            text_nn("period"),
+            text_nn("format"),
+            text("output_file"),
+            text_nn("status"),
+            text("error"),
+            ts("delivered_at"),
+            text("delivery_error"),
+        ],
+        vec![],
+    )
+}
+
 static TABLES: LazyLock<Vec<TableDef>> = LazyLock::new(|| {
     vec![
         usage(),
@@ -413,6 +436,7 @@ static TABLES: LazyLock<Vec<TableDef>> = LazyLock::new(|| {
         invoices(),
         fx_rates(),
         provider_costs(),
+        report_runs(),
     ]
 });
 
@@ -440,6 +464,10 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
         "Spending limits per scope and period, with alert thresholds and enforcement",
     ),
     ("alerts", "Budget and anomaly alerts, and their delivery"),
+    (
+        "report_runs",
+        "Scheduled report runs: when, which period, the file written, the webhook delivery",
+    ),
     (
         "policies",
         "Spending policies: model tiers, allowed providers and models, token caps per scope and environment",

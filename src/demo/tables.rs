@@ -39,6 +39,10 @@ pub(crate) fn build(
             "alerts",
             vec![RecordBatch::new_empty(table_schema("alerts")?)],
         ),
+        (
+            "report_runs",
+            vec![RecordBatch::new_empty(table_schema("report_runs")?)],
+        ),
         ("policies", vec![policies()?]),
         ("api_keys", vec![api_keys(window, generated, rng)?]),
         (

@@ -125,7 +125,8 @@ fn every_batch_has_its_table_schema_and_no_nulls_in_not_null_columns() {
                 }
             }
         }
-        if name != "alerts" {
+        // Written by the engine, not the demo.
+        if name != "alerts" && name != "report_runs" {
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
             assert!(rows > 0, "{name} is empty");
         }

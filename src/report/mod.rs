@@ -18,6 +18,7 @@
 
 mod html;
 mod render;
+pub mod schedule;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -12,7 +12,7 @@ fn psql_lists_and_describes_tables_views_and_databases() {
         tables.contains("public|budgets|table|spendql\n"),
         "{tables}"
     );
-    assert_eq!(tables.lines().count(), 13, "{tables}");
+    assert_eq!(tables.lines().count(), 14, "{tables}");
     let views = server.psql("tester", "\\dv\n");
     assert!(views.contains("public|spend|view|spendql\n"), "{views}");
     assert!(!views.contains("|table|"), "{views}");
@@ -159,5 +159,5 @@ async fn drivers_see_postgres_identity_settings_and_types() {
         .await
         .expect("pg_tables")
         .get(0);
-    assert_eq!(tables, 13);
+    assert_eq!(tables, 14);
 }

@@ -7,6 +7,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use http_body_util::BodyExt;
+use hyper::service::service_fn;
+use tokio::sync::mpsc as async_mpsc;
+
 /// The `spendql` binary built for these tests.
 pub fn spendql() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_spendql"));
@@ -194,5 +198,61 @@ impl Drop for Server {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// A webhook receiver: answers every POST with `status` and reports its body.
+pub struct Receiver {
+    addr: SocketAddr,
+    pub posts: async_mpsc::UnboundedReceiver<(String, serde_json::Value)>,
+}
+
+impl Receiver {
+    pub async fn start(status: u16) -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Receiver::serve(listener, status)
+    }
+
+    pub fn serve(listener: tokio::net::TcpListener, status: u16) -> Receiver {
+        let addr = listener.local_addr().unwrap();
+        let (tx, posts) = async_mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let service =
+                        service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                            let tx = tx.clone();
+                            async move {
+                                let path = request.uri().path().to_string();
+                                let body = request.into_body().collect().await?.to_bytes();
+                                let json = serde_json::from_slice(&body).unwrap_or_default();
+                                let _ = tx.send((path, json));
+                                let mut response = hyper::Response::new(http_body_util::Full::new(
+                                    bytes::Bytes::new(),
+                                ));
+                                *response.status_mut() =
+                                    hyper::StatusCode::from_u16(status).unwrap();
+                                Ok::<_, hyper::Error>(response)
+                            }
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Receiver { addr, posts }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn next(&mut self) -> (String, serde_json::Value) {
+        tokio::time::timeout(Duration::from_secs(30), self.posts.recv())
+            .await
+            .expect("a webhook POST within 30 s")
+            .expect("receiver running")
     }
 }

@@ -311,3 +311,151 @@ fn a_user_report_file_runs_with_the_placeholders() {
     );
     assert_eq!(csv, "Requests\nperiod,requests\n2026-02,2\n");
 }
+
+/// The first row of `query`, polled until there is one (60 s at most).
+async fn first_row(client: &tokio_postgres::Client, query: &str) -> Vec<Option<String>> {
+    for _ in 0..600 {
+        let messages = client.simple_query(query).await.expect("query");
+        for message in messages {
+            if let tokio_postgres::SimpleQueryMessage::Row(row) = message {
+                return (0..row.len())
+                    .map(|i| row.get(i).map(str::to_string))
+                    .collect();
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no row from {query} within 60 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_reports_catch_up_once_run_on_time_and_notify() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture(dir.path());
+    // The chargeback last ran for January: every first of the month since was missed.
+    sql_ok(
+        dir.path(),
+        "INSERT INTO report_runs (run_id, report, scheduled_for, started_at, finished_at, period, \
+         format, status) VALUES ('chargeback:2026-01-01T08:00:00Z', 'chargeback', \
+         '2026-01-01T08:00:00Z', '2026-01-01T08:00:01Z', '2026-01-01T08:00:02Z', '2025-12', 'md', 'ok')",
+    );
+    let mut hook = crate::common::Receiver::start(200).await;
+    let out_dir = dir.path().join("out");
+    let config = dir.path().join("spendql.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[reports]]\nname = \"chargeback\"\nschedule = \"0 8 1 * *\"\nformat = \"md\"\n\
+             output_dir = \"{out}\"\nwebhook = \"{hook}\"\n\n\
+             [[reports]]\nname = \"anomalies\"\nschedule = \"* * * * *\"\nformat = \"html\"\n\
+             output_dir = \"{out}\"\nperiod = \"current\"\n",
+            out = out_dir.display(),
+            hook = hook.url("/reports"),
+        ),
+    )
+    .expect("config");
+    let server =
+        crate::common::Server::start(dir.path(), &["--config", config.to_str().expect("path")]);
+    let client = server.connect().await;
+
+    // At start: one catch-up run of the chargeback, for the latest first of the month only.
+    let (path, body) = hook.next().await;
+    assert_eq!(path, "/reports");
+    assert_eq!(body["report"], "chargeback");
+    assert_eq!(body["status"], "ok", "{body}");
+    let catch_up = first_row(
+        &client,
+        "SELECT period, output_file, status, CAST(delivered_at IS NOT NULL AS VARCHAR), \
+         CAST(scheduled_for AS VARCHAR) FROM report_runs WHERE report = 'chargeback' \
+         AND scheduled_for > '2026-01-01T08:00:00Z'",
+    )
+    .await;
+    assert_eq!(catch_up[2].as_deref(), Some("ok"));
+    assert_eq!(
+        catch_up[3].as_deref(),
+        Some("true"),
+        "webhook delivery recorded"
+    );
+    let scheduled_for = catch_up[4].clone().expect("scheduled_for");
+    assert!(scheduled_for.contains("-01T08:00:00"), "{scheduled_for}");
+    let period = catch_up[0].clone().expect("period");
+    let file = std::path::PathBuf::from(catch_up[1].clone().expect("file"));
+    assert_eq!(file, out_dir.join(format!("chargeback-{period}.md")));
+    let text = std::fs::read_to_string(&file).expect("report file");
+    assert!(
+        text.starts_with(&format!(
+            "# AI spend chargeback by team and cost center\n\nPeriod: {period} "
+        )),
+        "{text}"
+    );
+    assert_eq!(body["file"], file.display().to_string());
+
+    // The every-minute report runs at the next minute boundary (not at start: it has no
+    // run recorded, so nothing was missed).
+    let minutely = first_row(
+        &client,
+        "SELECT output_file, status FROM report_runs WHERE report = 'anomalies'",
+    )
+    .await;
+    assert_eq!(minutely[1].as_deref(), Some("ok"));
+    let html = std::fs::read_to_string(minutely[0].as_deref().expect("file")).expect("html");
+    assert!(html.contains("<h1>Spend anomalies of the period</h1>"));
+    let catch_ups = first_row(
+        &client,
+        "SELECT CAST(count(*) AS VARCHAR) FROM report_runs WHERE report = 'chargeback'",
+    )
+    .await;
+    assert_eq!(
+        catch_ups[0].as_deref(),
+        Some("2"),
+        "one catch-up, not one per missed month"
+    );
+    drop(client);
+    server.stop();
+
+    // A restart finds the chargeback up to date: no second catch-up.
+    let server =
+        crate::common::Server::start(dir.path(), &["--config", config.to_str().expect("path")]);
+    let client = server.connect().await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let after = first_row(
+        &client,
+        "SELECT CAST(count(*) AS VARCHAR) FROM report_runs WHERE report = 'chargeback'",
+    )
+    .await;
+    assert_eq!(after[0].as_deref(), Some("2"));
+    drop(client);
+    server.stop();
+}
+
+#[test]
+fn bad_report_schedules_stop_the_server_with_the_entry_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (entry, expected) in [
+        (
+            "name = \"chargeback\"\nschedule = \"0 8 1 *\"\nformat = \"md\"\noutput_dir = \"x\"",
+            "[[reports]] chargeback: schedule \"0 8 1 *\" has 4 fields",
+        ),
+        (
+            "name = \"nope\"\nschedule = \"0 8 1 * *\"\nformat = \"md\"\noutput_dir = \"x\"",
+            "[[reports]] nope: no report named",
+        ),
+        (
+            "name = \"chargeback\"\nschedule = \"0 8 1 * *\"\nformat = \"pdf\"\noutput_dir = \"x\"",
+            "unknown variant `pdf`",
+        ),
+    ] {
+        let config = dir.path().join("bad.toml");
+        std::fs::write(&config, format!("[[reports]]\n{entry}\n")).expect("config");
+        let out = spendql()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(dir.path().join("data"))
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .expect("run");
+        assert!(!out.status.success(), "{entry}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{entry}: {stderr}");
+    }
+}
