@@ -161,6 +161,14 @@ fn short_number(value: f64) -> String {
     }
 }
 
+/// The opening tag of a chart `height` units tall, labelled with the section's title.
+fn svg_open(section: &SectionOutput, height: f64) -> String {
+    format!(
+        "<svg viewBox=\"0 0 {WIDTH} {height}\" role=\"img\" aria-label=\"{}\">\n",
+        escape(&section.def.title)
+    )
+}
+
 fn svg(section: &SectionOutput, chart: &Chart) -> Result<String> {
     match chart {
         Chart::Line { x, ys, band } => line_chart(section, x, ys, band.as_ref()),
@@ -205,10 +213,7 @@ fn line_chart(
     let px = |i: usize| left + plot_w * i as f64 / (xs.len() - 1) as f64;
     let py = |v: f64| top + plot_h * (1.0 - (v - min) / span);
 
-    let mut out = format!(
-        "<svg viewBox=\"0 0 {WIDTH} {height}\" role=\"img\" aria-label=\"{}\">\n",
-        escape(&section.def.title)
-    );
+    let mut out = svg_open(section, height);
     for step in 0..=4 {
         let v = min + span * f64::from(step) / 4.0;
         let _ = writeln!(
@@ -328,10 +333,7 @@ fn bar_chart(section: &SectionOutput, label: &str, value: &str) -> Result<String
     } else {
         0.0
     };
-    let mut out = format!(
-        "<svg viewBox=\"0 0 {WIDTH} {height}\" role=\"img\" aria-label=\"{}\">\n",
-        escape(&section.def.title)
-    );
+    let mut out = svg_open(section, height);
     for (k, &i) in rows.iter().enumerate() {
         let y = gap + k as f64 * (bar_h + gap);
         let v = values[i].unwrap_or(0.0);
@@ -367,10 +369,7 @@ fn budget_chart(section: &SectionOutput, label: &str, value: &str, limit: &str) 
     // 100% of a budget sits at two thirds of the track, so overspend up to 150% shows.
     let track = WIDTH - left - right;
     let full = track / 1.5;
-    let mut out = format!(
-        "<svg viewBox=\"0 0 {WIDTH} {height}\" role=\"img\" aria-label=\"{}\">\n",
-        escape(&section.def.title)
-    );
+    let mut out = svg_open(section, height);
     for (k, &i) in rows.iter().enumerate() {
         let y = gap + k as f64 * (bar_h + gap);
         let spent = values[i].unwrap_or(0.0);

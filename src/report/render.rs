@@ -4,6 +4,7 @@
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use serde_json::{Value, json};
 
@@ -43,11 +44,7 @@ pub(super) fn table(section: &SectionOutput) -> Result<Table> {
     let options = FormatOptions::default().with_null("");
     let mut rows = Vec::new();
     for batch in &section.batches {
-        let formatters = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-            .collect::<Result<Vec<_>, _>>()?;
+        let formatters = formatters(batch, &options)?;
         for row in 0..batch.num_rows() {
             rows.push(
                 formatters
@@ -62,6 +59,18 @@ pub(super) fn table(section: &SectionOutput) -> Result<Table> {
         numeric,
         rows,
     })
+}
+
+/// A text formatter per column of `batch`.
+fn formatters<'a>(
+    batch: &'a RecordBatch,
+    options: &'a FormatOptions<'a>,
+) -> Result<Vec<ArrayFormatter<'a>>> {
+    Ok(batch
+        .columns()
+        .iter()
+        .map(|c| ArrayFormatter::try_new(c.as_ref(), options))
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 /// The header lines every text format starts with.
@@ -179,11 +188,7 @@ fn json_value(output: &ReportOutput) -> Result<Value> {
         let columns: Vec<&String> = section.schema.fields().iter().map(|f| f.name()).collect();
         let mut rows = Vec::new();
         for batch in &section.batches {
-            let formatters = batch
-                .columns()
-                .iter()
-                .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-                .collect::<Result<Vec<_>, _>>()?;
+            let formatters = formatters(batch, &options)?;
             for row in 0..batch.num_rows() {
                 let cells: Vec<Value> = batch
                     .columns()

@@ -44,6 +44,22 @@ async fn psql_counts_the_demo_spend_rows() {
             .count();
         assert!(n > 0, "{view} is empty on the demo data");
     }
+    // FOCUS rows leave as CSV for FinOps tools.
+    let focus = server.psql(
+        "analyst",
+        "COPY (SELECT * FROM focus) TO STDOUT WITH (FORMAT csv, HEADER);\n",
+    );
+    assert!(
+        focus.starts_with("BilledCost,BillingAccountId,BillingAccountName,"),
+        "{}",
+        &focus[..focus.len().min(300)]
+    );
+    assert!(
+        focus.lines().count() > 10_000,
+        "{} FOCUS rows",
+        focus.lines().count()
+    );
+
     // The demo's stories surface as every kind of recommendation.
     let kinds: Vec<String> = client
         .query(
