@@ -92,6 +92,21 @@ QUERIES = [
             "greatest(1.4826 * a.mad, abs(a.med) * 0.01, 1e-9) END AS score "
             "FROM d LEFT JOIN a USING (team, day) ORDER BY 1, 2"),
 ]
+# The columns each query reads (cost needs the tokens, model, tier and time to price them),
+# for the physical limit: their decoded bytes over the machine's memory bandwidth.
+COSTING = ["ts", "provider", "model", "service_tier", "input_tokens", "cached_input_tokens",
+           "cache_write_tokens", "output_tokens"]
+QUERY_COLUMNS = {
+    "spend_by_month_team": COSTING + ["team"],
+    "top_customers_30d": COSTING + ["customer"],
+    "team_daily_by_feature": COSTING + ["team", "feature"],
+    "cost_tokens_by_model_tier": COSTING,
+    "distinct_customers_feature_week": ["ts", "feature", "customer"],
+    "prod_daily_by_provider": COSTING + ["environment"],
+    "budget_status": COSTING + ["team"],
+    "anomaly_scores_team_day": COSTING + ["team"],
+}
+
 # SpendQL spells the cost column list_cost (no contracts here, so effective = list).
 for _name, sqls in QUERIES:
     sqls["spendql"] = sqls["spendql"].replace("sum(cost)", "sum(list_cost)")
@@ -373,14 +388,53 @@ def run_postgres(data, work, runs):
             seconds, rows = timed(lambda: conn.execute(sqls["postgres"]).fetchall(), runs)
             results[name] = (seconds, rows)
         conn.close()
-        peak = 0
-        for pid in subprocess.run(["pgrep", "-f", pgdata], capture_output=True,
-                                  text=True).stdout.split():
-            peak += peak_rss_kib(int(pid))
+        # The postmaster and its children (the backend that ran the queries, workers).
+        postmaster = int(open(os.path.join(pgdata, "postmaster.pid")).readline())
+        children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True,
+                                  text=True).stdout.split()
+        peak = max(peak_rss_kib(int(pid)) for pid in [postmaster, *children])
     finally:
         subprocess.run(as_postgres_user([f"{bindir}/pg_ctl", "-D", pgdata, "-m", "fast",
                                          "stop"]), stdout=subprocess.DEVNULL)
     return {"load_seconds": load_seconds, "peak_rss_mib": peak / 1024, "queries": results}
+
+
+# ---------------------------------------------------------------------------- the limit
+
+def memory_bandwidth():
+    """Bytes per second a simple copy loop moves (read + write), best of 5."""
+    import numpy as np
+    source = np.ones(256 * 1024 * 1024 // 8)
+    target = np.empty_like(source)
+    best = 0.0
+    for _ in range(5):
+        start = time.perf_counter()
+        np.copyto(target, source)
+        best = max(best, 2 * source.nbytes / (time.perf_counter() - start))
+    return best
+
+
+def column_bytes(data):
+    """Decoded (uncompressed) bytes per column of the usage Parquet file."""
+    import pyarrow.parquet as pq
+    meta = pq.ParquetFile(os.path.join(data, "usage.parquet")).metadata
+    sizes = {}
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            column = group.column(c)
+            sizes[column.path_in_schema] = (sizes.get(column.path_in_schema, 0)
+                                            + column.total_uncompressed_size)
+    return sizes
+
+
+def physical_limits(data):
+    """Per query: the bytes it must read and the time reading them takes at memory speed."""
+    bandwidth = memory_bandwidth()
+    sizes = column_bytes(data)
+    return bandwidth, {name: (sum(sizes[c] for c in columns),
+                              sum(sizes[c] for c in columns) / bandwidth)
+                       for name, columns in QUERY_COLUMNS.items()}
 
 
 # ---------------------------------------------------------------------------- main
@@ -388,6 +442,12 @@ def run_postgres(data, work, runs):
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--duckdb-worker":
         duckdb_worker(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--limits":
+        bandwidth, limits = physical_limits(sys.argv[2])
+        print(f"memory bandwidth (copy loop): {bandwidth / 1e9:.1f} GB/s")
+        for name, (size, seconds) in limits.items():
+            print(f"{name:34} {size / 1e6:9.0f} MB {seconds * 1e3:9.1f} ms")
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
@@ -441,8 +501,15 @@ def main():
           f"PostgreSQL COPY + index {rows / pg['load_seconds']:,.0f}")
     print(f"peak memory (MiB): SpendQL {spendql['peak_rss_mib']:,.0f}, "
           f"DuckDB {duck['peak_rss_mib']:,.0f} (with Python), "
-          f"PostgreSQL {pg['peak_rss_mib']:,.0f} (all processes)")
+          f"PostgreSQL {pg['peak_rss_mib']:,.0f} (its largest process)")
     print(f"SpendQL cold start to the first answer: {spendql['cold_start_seconds']:.2f} s")
+    bandwidth, limits = physical_limits(data)
+    print(f"\nphysical limit: the decoded bytes of the columns a query reads, at the memory "
+          f"bandwidth of a copy loop ({bandwidth / 1e9:.1f} GB/s)")
+    print(f"{'query':34} {'MB read':>9} {'limit ms':>9} {'SpendQL/limit':>14}")
+    for name, (size, seconds) in limits.items():
+        ours = spendql["queries"][name][0]
+        print(f"{name:34} {size / 1e6:9.0f} {seconds * 1e3:9.1f} {ours / seconds:14.1f}")
     report.update({
         "total_ms": {"spendql": s * 1e3, "duckdb": d * 1e3, "postgres": p * 1e3},
         "load_rows_per_s": {"spendql": rows / spendql["load_seconds"],
@@ -451,6 +518,8 @@ def main():
         "peak_rss_mib": {"spendql": spendql["peak_rss_mib"], "duckdb": duck["peak_rss_mib"],
                          "postgres": pg["peak_rss_mib"]},
         "cold_start_s": spendql["cold_start_seconds"],
+        "memory_bandwidth_gb_s": bandwidth / 1e9,
+        "physical_limit_ms": {k: v[1] * 1e3 for k, v in limits.items()},
         "disagreements": failures,
     })
     if args.json:
