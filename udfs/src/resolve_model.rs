@@ -148,7 +148,12 @@ impl ScalarUDFImpl for ResolveModelFunc {
         let provider = args::text(&args.args[0], rows, "provider")?;
         let model = args::text(&args.args[1], rows, "model")?;
         let catalog = self.source.current()?;
-        let mut memo: HashMap<(&str, &str), Option<&str>> = HashMap::new();
+        // A batch has few distinct (provider, model) pairs: each is resolved once. foldhash,
+        // and a look at the previous row first, keep the per-row cost to a compare or a
+        // cheap hash (SipHash made this most of the `spend` view's projection time).
+        let mut memo: HashMap<(&str, &str), Option<&str>, foldhash::fast::FixedState> =
+            HashMap::default();
+        let mut previous: Option<((&str, &str), Option<&str>)> = None;
         let mut out = StringBuilder::with_capacity(rows, rows * 12);
         for i in 0..rows {
             if provider.is_null(i) || model.is_null(i) {
@@ -156,9 +161,16 @@ impl ScalarUDFImpl for ResolveModelFunc {
                 continue;
             }
             let key = (provider.value(i), model.value(i));
-            let resolved = *memo
-                .entry(key)
-                .or_insert_with(|| catalog.resolve(key.0, key.1));
+            let resolved = match previous {
+                Some((last, resolved)) if last == key => resolved,
+                _ => {
+                    let resolved = *memo
+                        .entry(key)
+                        .or_insert_with(|| catalog.resolve(key.0, key.1));
+                    previous = Some((key, resolved));
+                    resolved
+                }
+            };
             out.append_option(resolved);
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish())))
