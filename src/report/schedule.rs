@@ -352,11 +352,13 @@ pub async fn run(
                 continue;
             };
             if due <= now {
+                // After a suspend several may be due: run once, for the latest.
+                let latest = report.latest_until(now).unwrap_or(due).max(due);
                 log_outcome(
-                    run_once(&engine, report, due, &notifier).await,
+                    run_once(&engine, report, latest, &notifier).await,
                     &report.def.name,
                 );
-                *after = due;
+                *after = latest;
             }
         }
     }
