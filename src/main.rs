@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use spendql::auth::Role;
 use spendql::auth::users::{self, Users};
+use spendql::background::Background;
 use spendql::governance::{Monitor, MonitorOptions};
 use spendql::ingest::{self, Format, IngestOptions};
 use spendql::output::{self, OutputFormat};
@@ -337,6 +338,14 @@ fn engine_config(args: &DataArgs, config: &ConfigFile, holder: String) -> Result
     Ok(engine)
 }
 
+/// The runtime's blocking threads: Parquet reads of local files run there, one task per
+/// column range. Tokio's default (512) let one scan start over a hundred threads, each
+/// with its own allocator heap to fault in (the first query after start paid a second for
+/// it, and the server's memory doubled); a few per core keep the disk as busy.
+fn blocking_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()) * 4
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -348,6 +357,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(blocking_threads())
         .enable_all()
         .build()
     {
@@ -594,11 +604,15 @@ async fn serve(
     if demo {
         write_demo(&engine, 42, false).await?;
     }
-    // One signal stops both servers.
+    // One signal stops both servers and the background work; so does a failed server.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
+    let stop = Arc::new(stop_tx);
+    tokio::spawn({
+        let stop = Arc::clone(&stop);
+        async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        }
     });
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -612,16 +626,18 @@ async fn serve(
     engine
         .budgets()
         .set_max_staleness(alert_options.budget_check_staleness);
-    let monitor = tokio::spawn(
-        Monitor::new(engine.clone(), alert_options.retry.clone())?
-            .run(alert_options.interval, stopped(stop_rx.clone())),
-    );
-    let scheduler = tokio::spawn(spendql::report::schedule::run(
+    let monitor = Monitor::new(engine.clone(), alert_options.retry.clone())?
+        .run(alert_options.interval, stopped(stop_rx.clone()));
+    let scheduler = spendql::report::schedule::run(
         engine.clone(),
         scheduled_reports,
         alert_options.retry,
         stopped(stop_rx.clone()),
-    ));
+    );
+    let background = Background::spawn(async move {
+        tokio::join!(monitor, scheduler);
+    })
+    .map_err(|e| Error::Invalid(format!("cannot start the background thread: {e}")))?;
     let receiver = otlp.map(|((listener, addr), mapping)| {
         eprintln!("spendql receiving OTLP/HTTP traces on {addr} (POST /v1/traces)");
         let options = spendql::otlp::OtlpOptions {
@@ -655,18 +671,11 @@ async fn serve(
         }
     }
     if result.is_err() {
-        monitor.abort();
-        scheduler.abort();
+        // The wire server failed: stop the background work too.
+        let _ = stop.send(true);
     }
-    if let Err(e) = scheduler.await
-        && !e.is_cancelled()
-    {
-        tracing::error!("report scheduler task: {e}");
-    }
-    if let Err(e) = monitor.await
-        && !e.is_cancelled()
-    {
-        tracing::error!("budget monitor task: {e}");
+    if let Err(e) = background.join().await {
+        tracing::error!("budget monitor and report scheduler: {e}");
     }
     engine.shutdown().await?;
     result

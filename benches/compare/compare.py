@@ -221,9 +221,12 @@ def same(a, b):
 
 # ---------------------------------------------------------------------------- SpendQL
 
-def run_spendql(binary, data, work, runs):
+def run_spendql(binary, data, work, runs, spend_dir=None, preexec=None):
+    """Load `data` into a fresh data directory and time the queries over pgwire.
+    `preexec`, if given, runs in the ingest and server processes before they start
+    (scale.py moves them into a memory-limited cgroup there)."""
     import psycopg
-    spend_dir = os.path.join(work, "spendql-data")
+    spend_dir = spend_dir or os.path.join(work, "spendql-data")
     shutil.rmtree(spend_dir, ignore_errors=True)
     env = dict(os.environ, SPENDQL_LOG="warn")
 
@@ -241,7 +244,8 @@ def run_spendql(binary, data, work, runs):
         f"INSERT INTO budgets (budget_id, scope, scope_value, amount) VALUES {values}")
     start = time.perf_counter()
     load = subprocess.run([binary, "ingest", "--format", "parquet", "--data", spend_dir,
-                           f"{data}/usage.parquet"], env=env, capture_output=True, text=True)
+                           f"{data}/usage.parquet"], env=env, capture_output=True, text=True,
+                          preexec_fn=preexec)
     load_seconds = time.perf_counter() - start
     if load.returncode != 0:
         sys.exit(f"spendql ingest failed: {load.stderr}")
@@ -250,7 +254,7 @@ def run_spendql(binary, data, work, runs):
     started = time.perf_counter()
     server = subprocess.Popen([binary, "serve", "--data", spend_dir, "--listen",
                                f"127.0.0.1:{port}"], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
+                              stderr=subprocess.PIPE, text=True, preexec_fn=preexec)
     try:
         conn = None
         for _ in range(600):

@@ -185,6 +185,8 @@ def main():
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", required=True)
     parser.add_argument("--root", default=os.path.join(os.path.dirname(__file__), "..", ".."))
+    parser.add_argument("--no-postgres-csv", action="store_true",
+                        help="skip the CSV with per-row costs (PostgreSQL's copy; 17 GB at 100M rows)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
@@ -201,7 +203,8 @@ def main():
                               compression="zstd")
     total_units = 0
     pg_schema = schema.append(pa.field("cost", pa.string()))
-    pg_writer = pacsv.CSVWriter(os.path.join(args.out, "usage_pg.csv"), pg_schema)
+    pg_writer = None if args.no_postgres_csv else pacsv.CSVWriter(
+        os.path.join(args.out, "usage_pg.csv"), pg_schema)
     done = 0
     part = 0
     while done < args.rows:
@@ -211,14 +214,16 @@ def main():
             [f"bench-{args.seed}-{done + i:012d}" for i in range(n)], dtype=object)
         table = pa.table({name: columns[name] for name in schema.names}, schema=schema)
         writer.write_table(table)
-        whole = (units // 10**12).astype(str)
-        fraction = np.char.zfill((units % 10**12).astype(str), 12)
-        cost = np.char.add(np.char.add(whole, "."), fraction)
-        pg_writer.write_table(table.append_column("cost", pa.array(cost, pa.string())))
+        if pg_writer is not None:
+            whole = (units // 10**12).astype(str)
+            fraction = np.char.zfill((units % 10**12).astype(str), 12)
+            cost = np.char.add(np.char.add(whole, "."), fraction)
+            pg_writer.write_table(table.append_column("cost", pa.array(cost, pa.string())))
         total_units += int(units.sum())
         done += n
         part += 1
-    pg_writer.close()
+    if pg_writer is not None:
+        pg_writer.close()
     writer.close()
 
     price_table, _cut = price_rows()

@@ -74,6 +74,11 @@ type AnomalyCheck = (DateTime<Utc>, u64);
 /// when this long has passed: the query reads 10 weeks of spend.
 const ANOMALY_MIN_INTERVAL: chrono::Duration = chrono::Duration::minutes(1);
 
+/// How old the budgets' evaluation may grow in the server when nothing it is computed from
+/// changes (usage, the budget and pricing tables, the UTC day): projections move with the
+/// clock, slowly. Re-evaluating a large history on every wake-up would keep a core busy.
+const QUIET_REEVALUATION: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 impl Monitor {
     pub fn new(engine: Engine, retry: RetryPolicy) -> Result<Monitor> {
         Ok(Monitor {
@@ -205,10 +210,14 @@ impl Monitor {
     }
 
     /// One evaluation in the server: refresh the shared budget view (`budget_check` reads
-    /// it), store due alerts, start deliveries.
+    /// it) if anything it is computed from changed, store due alerts, start deliveries.
     async fn tick(&self, deliveries: &mut JoinSet<()>) -> Result<()> {
         let now = Utc::now();
-        let evaluation = self.engine.budgets().refresh_now(&self.engine).await?;
+        let evaluation = self
+            .engine
+            .budgets()
+            .current_exact(&self.engine, QUIET_REEVALUATION)
+            .await?;
         let flagged = self.flagged_if_due(now).await?;
         self.fire(&evaluation.states, &flagged, now).await?;
         for alert in self.claim_pending(&evaluation.states, now)? {
@@ -222,9 +231,10 @@ impl Monitor {
         Ok(())
     }
 
-    /// Run until `shutdown` completes: evaluate at start, after every usage commit and
-    /// every `interval`. Deliveries still retrying at shutdown are abandoned; their alerts
-    /// are delivered after the next start.
+    /// Run until `shutdown` completes: wake at start, after every usage commit and every
+    /// `interval`; re-evaluate budgets when what they are computed from changed or the last
+    /// evaluation is [`QUIET_REEVALUATION`] old; deliver what is due. Deliveries still
+    /// retrying at shutdown are abandoned; their alerts are delivered after the next start.
     pub async fn run(self, interval: Duration, shutdown: impl std::future::Future<Output = ()>) {
         let mut commits = self.engine.subscribe_usage_commits();
         let mut deliveries = JoinSet::new();

@@ -159,6 +159,15 @@ const INPUT_TABLES: &[&str] = &[
     "attribution_rules",
 ];
 
+/// Which cached evaluations a caller accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reuse {
+    /// Only one computed from exactly the current inputs.
+    Unchanged,
+    /// Also one behind on usage by at most the book's `max_staleness`.
+    WithinStaleness,
+}
+
 #[derive(Debug)]
 struct Cached {
     inputs: Inputs,
@@ -199,8 +208,11 @@ impl BudgetBook {
         }
     }
 
-    fn usable(&self, inputs: &Inputs) -> Option<Arc<Evaluation>> {
-        let staleness = self.max_staleness.lock().map_or(Duration::ZERO, |s| *s);
+    fn usable(&self, inputs: &Inputs, reuse: Reuse) -> Option<Arc<Evaluation>> {
+        let staleness = match reuse {
+            Reuse::Unchanged => Duration::ZERO,
+            Reuse::WithinStaleness => self.max_staleness.lock().map_or(Duration::ZERO, |s| *s),
+        };
         let cached = self.cached.lock().ok()?;
         let cached = cached.as_ref()?;
         let same_config = cached.inputs.table_versions == inputs.table_versions
@@ -212,11 +224,45 @@ impl BudgetBook {
 
     /// Budgets now: the cached evaluation if still usable, else a new one.
     pub async fn current(&self, engine: &Engine) -> Result<Arc<Evaluation>> {
-        if let Some(evaluation) = self.usable(&Self::inputs(engine)) {
+        self.current_with(engine, Reuse::WithinStaleness, None)
+            .await
+    }
+
+    /// Budgets now for the monitor: the cached evaluation only if nothing it was computed
+    /// from has changed (the staleness allowance does not apply) and it is younger than
+    /// `max_age`, else a new one.
+    pub async fn current_exact(
+        &self,
+        engine: &Engine,
+        max_age: Duration,
+    ) -> Result<Arc<Evaluation>> {
+        self.current_with(engine, Reuse::Unchanged, Some(max_age))
+            .await
+    }
+
+    async fn current_with(
+        &self,
+        engine: &Engine,
+        reuse: Reuse,
+        max_age: Option<Duration>,
+    ) -> Result<Arc<Evaluation>> {
+        let young_enough = |evaluation: Arc<Evaluation>| {
+            let age = (Utc::now() - evaluation.at)
+                .to_std()
+                .unwrap_or(Duration::ZERO);
+            max_age.is_none_or(|max| age <= max).then_some(evaluation)
+        };
+        if let Some(evaluation) = self
+            .usable(&Self::inputs(engine), reuse)
+            .and_then(young_enough)
+        {
             return Ok(evaluation);
         }
         let _one_at_a_time = self.refresh.lock().await;
-        if let Some(evaluation) = self.usable(&Self::inputs(engine)) {
+        if let Some(evaluation) = self
+            .usable(&Self::inputs(engine), reuse)
+            .and_then(young_enough)
+        {
             return Ok(evaluation);
         }
         self.refresh_now(engine).await
@@ -375,5 +421,54 @@ mod tests {
         // add 441.
         let projected = m.projected.unwrap();
         assert!((projected - (55.0 + 441.0)).abs() < 25.0, "{projected}");
+    }
+
+    #[tokio::test]
+    async fn the_monitor_reuses_an_evaluation_only_while_its_inputs_and_age_allow() {
+        let engine = Engine::in_memory().await.unwrap();
+        run(
+            &engine,
+            "INSERT INTO budgets (budget_id, scope, period, amount) VALUES ('g', 'global', 'month', 10)",
+        )
+        .await;
+        let book = engine.budgets();
+        let hour = Duration::from_secs(3_600);
+        let first = book.current_exact(&engine, hour).await.unwrap();
+        let again = book.current_exact(&engine, hour).await.unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "nothing changed: no new evaluation"
+        );
+
+        // Any staleness allowance is for gateways, not for the monitor.
+        book.set_max_staleness(hour);
+        run(
+            &engine,
+            "INSERT INTO usage (event_id, ts, provider, model, input_tokens, output_tokens) \
+             VALUES ('u', now(), 'openai', 'gpt-4o', 1, 1)",
+        )
+        .await;
+        let after_usage = book.current_exact(&engine, hour).await.unwrap();
+        assert!(
+            !Arc::ptr_eq(&again, &after_usage),
+            "new usage: re-evaluated"
+        );
+        let for_a_gateway = book.current(&engine).await.unwrap();
+        assert!(Arc::ptr_eq(&after_usage, &for_a_gateway));
+
+        run(&engine, "UPDATE budgets SET amount = 20").await;
+        let after_budget = book.current_exact(&engine, hour).await.unwrap();
+        assert!(
+            !Arc::ptr_eq(&after_usage, &after_budget),
+            "budget changed: re-evaluated"
+        );
+        assert_eq!(after_budget.states[0].amount, 20 * 10i128.pow(MONEY_SCALE));
+
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let aged = book
+            .current_exact(&engine, Duration::from_millis(10))
+            .await
+            .unwrap();
+        assert!(!Arc::ptr_eq(&after_budget, &aged), "too old: re-evaluated");
     }
 }

@@ -37,7 +37,7 @@ async fn psql_counts_the_demo_spend_rows() {
         let rows = client
             .simple_query(&format!("SELECT * FROM {view} LIMIT 100000"))
             .await
-            .unwrap_or_else(|e| panic!("{view}: {e}"));
+            .unwrap_or_else(|e| panic!("{view}: {e:?}"));
         let n = rows
             .iter()
             .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))

@@ -21,6 +21,7 @@ pub mod attribution;
 pub mod catalog;
 pub mod change_impact;
 mod costing;
+pub mod date_trunc;
 pub mod forecast;
 pub mod forecasting;
 pub mod level_shift;
@@ -70,7 +71,10 @@ pub fn register_all_with_sources(
     rules: Arc<dyn RulesSource>,
 ) {
     ctx.remove_optimizer_rule("eliminate_duplicated_expr");
-    for udf in registry::scalar_functions(&source, &rules) {
+    for udf in registry::scalar_functions(&source, &rules)
+        .into_iter()
+        .chain(registry::builtin_replacements())
+    {
         ctx.register_udf(udf.as_ref().clone());
     }
     for udwf in registry::window_functions() {

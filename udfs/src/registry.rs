@@ -9,6 +9,7 @@ use crate::attribute::AttributeFunc;
 use crate::attribution::RulesSource;
 use crate::catalog::CatalogSource;
 use crate::change_impact::ChangeImpactFunc;
+use crate::date_trunc::DateTruncFunc;
 use crate::forecast::ForecastFunc;
 use crate::level_shift::LevelShiftFunc;
 use crate::price_per_mtok::PricePerMtokFunc;
@@ -39,6 +40,11 @@ pub fn scalar_functions(
             rules,
         )))),
     ]
+}
+
+/// DataFusion functions replaced by faster ones of the same name and behaviour.
+pub fn builtin_replacements() -> Vec<Arc<ScalarUDF>> {
+    vec![Arc::new(ScalarUDF::new_from_impl(DateTruncFunc::default()))]
 }
 
 /// Every aggregate function.
@@ -107,5 +113,22 @@ mod tests {
             );
         }
         assert_eq!(names.len(), 10);
+    }
+
+    #[test]
+    fn replacements_keep_the_builtin_names_and_documentation() {
+        let builtins = datafusion::functions::all_default_functions();
+        for udf in builtin_replacements() {
+            let builtin = builtins
+                .iter()
+                .find(|b| b.name() == udf.name())
+                .unwrap_or_else(|| panic!("{} replaces no DataFusion function", udf.name()));
+            assert_eq!(udf.aliases(), builtin.aliases());
+            assert_eq!(udf.signature(), builtin.signature());
+            assert_eq!(
+                udf.documentation().map(|d| &d.description),
+                builtin.documentation().map(|d| &d.description)
+            );
+        }
     }
 }
