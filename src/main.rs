@@ -12,7 +12,6 @@ use serde::Deserialize;
 
 use spendql::auth::Role;
 use spendql::auth::users::{self, Users};
-use spendql::background::Background;
 use spendql::governance::{Monitor, MonitorOptions};
 use spendql::ingest::{self, Format, IngestOptions};
 use spendql::output::{self, OutputFormat};
@@ -604,15 +603,11 @@ async fn serve(
     if demo {
         write_demo(&engine, 42, false).await?;
     }
-    // One signal stops both servers and the background work; so does a failed server.
+    // One signal stops both servers.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stop = Arc::new(stop_tx);
-    tokio::spawn({
-        let stop = Arc::clone(&stop);
-        async move {
-            shutdown_signal().await;
-            let _ = stop.send(true);
-        }
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
     });
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -626,18 +621,16 @@ async fn serve(
     engine
         .budgets()
         .set_max_staleness(alert_options.budget_check_staleness);
-    let monitor = Monitor::new(engine.clone(), alert_options.retry.clone())?
-        .run(alert_options.interval, stopped(stop_rx.clone()));
-    let scheduler = spendql::report::schedule::run(
+    let monitor = tokio::spawn(
+        Monitor::new(engine.clone(), alert_options.retry.clone())?
+            .run(alert_options.interval, stopped(stop_rx.clone())),
+    );
+    let scheduler = tokio::spawn(spendql::report::schedule::run(
         engine.clone(),
         scheduled_reports,
         alert_options.retry,
         stopped(stop_rx.clone()),
-    );
-    let background = Background::spawn(async move {
-        tokio::join!(monitor, scheduler);
-    })
-    .map_err(|e| Error::Invalid(format!("cannot start the background thread: {e}")))?;
+    ));
     let receiver = otlp.map(|((listener, addr), mapping)| {
         eprintln!("spendql receiving OTLP/HTTP traces on {addr} (POST /v1/traces)");
         let options = spendql::otlp::OtlpOptions {
@@ -671,11 +664,18 @@ async fn serve(
         }
     }
     if result.is_err() {
-        // The wire server failed: stop the background work too.
-        let _ = stop.send(true);
+        monitor.abort();
+        scheduler.abort();
     }
-    if let Err(e) = background.join().await {
-        tracing::error!("budget monitor and report scheduler: {e}");
+    if let Err(e) = scheduler.await
+        && !e.is_cancelled()
+    {
+        tracing::error!("report scheduler task: {e}");
+    }
+    if let Err(e) = monitor.await
+        && !e.is_cancelled()
+    {
+        tracing::error!("budget monitor task: {e}");
     }
     engine.shutdown().await?;
     result
