@@ -13,7 +13,7 @@ use datafusion::catalog::{
     MemorySchemaProvider, SchemaProvider,
 };
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
-use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
@@ -99,7 +99,9 @@ pub(crate) const VIEWS: &[(&str, &str)] = &[
 /// Tunables; [`EngineConfig::default`] suits a laptop or a small server.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Bytes queries may hold in memory before they spill to disk (or fail).
+    /// Bytes users' queries may hold in memory before they spill to disk (or fail).
+    /// Background work (budget evaluations, anomaly alerts, scheduled reports) has a pool
+    /// of its own, a quarter of this, so it never takes memory a user's query needs.
     pub memory_limit: usize,
     /// Where spill files go; the OS temp directory when `None`.
     pub spill_dir: Option<PathBuf>,
@@ -124,6 +126,24 @@ impl Default for EngineConfig {
             holder: format!("spendql (pid {})", std::process::id()),
         }
     }
+}
+
+/// A pool of `bytes` shared first come, first served (operators that can spill do so when
+/// it is full), whose "resources exhausted" errors name the five largest consumers.
+///
+/// Not `FairSpillPool`: it caps each spillable reservation at the pool divided by the
+/// number of spillable reservations registered, idle or not. `maturity`'s plan has 285
+/// repartitions and 520 aggregates, so its sort was refused
+/// 3 MB of a 2 GiB pool holding 25 MB, and the query failed with 53200.
+fn memory_pool(bytes: usize) -> Arc<dyn MemoryPool> {
+    const TOP: std::num::NonZeroUsize = std::num::NonZeroUsize::new(5).expect("5 is not zero");
+    Arc::new(TrackConsumersPool::new(GreedyMemoryPool::new(bytes), TOP))
+}
+
+/// The background pool for a users' pool of `memory_limit` bytes: a quarter of it, and at
+/// least 64 MiB so that a small limit still leaves budget evaluations room to run.
+fn background_memory_limit(memory_limit: usize) -> usize {
+    (memory_limit / 4).max(64 * 1024 * 1024)
 }
 
 /// Parse a size like `4GiB`, `512MiB`, `1GB` or a plain byte count.
@@ -208,7 +228,10 @@ struct Inner {
     storage: Storage,
     prices: Arc<dyn spendql_udfs::CatalogSource>,
     rules: Arc<dyn spendql_udfs::RulesSource>,
+    /// Users' queries.
     runtime: Arc<RuntimeEnv>,
+    /// Background work's queries: their own memory pool (see [`EngineConfig::memory_limit`]).
+    background_runtime: Arc<RuntimeEnv>,
     catalogs: Arc<dyn CatalogProviderList>,
     config: EngineConfig,
     stop: watch::Sender<bool>,
@@ -262,7 +285,11 @@ impl Engine {
             disk = disk.with_mode(DiskManagerMode::Directories(vec![dir.clone()]));
         }
         let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(FairSpillPool::new(config.memory_limit)))
+            .with_memory_pool(memory_pool(config.memory_limit))
+            .with_disk_manager_builder(disk.clone())
+            .build_arc()?;
+        let background_runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(memory_pool(background_memory_limit(config.memory_limit)))
             .with_disk_manager_builder(disk)
             .build_arc()?;
 
@@ -316,6 +343,7 @@ impl Engine {
                 rules,
                 storage,
                 runtime,
+                background_runtime,
                 catalogs: Arc::new(catalogs),
                 config,
                 stop,
@@ -397,6 +425,18 @@ impl Engine {
 
     /// A new session (one per connection): its own settings, the shared catalog and runtime.
     pub fn session(&self) -> SessionContext {
+        self.session_on(Arc::clone(&self.inner.runtime))
+    }
+
+    /// A session for the server's own work — budget evaluations, anomaly alerts, scheduled
+    /// reports — drawing on the background memory pool rather than the users' one. Under
+    /// load such work can hold its reservations for a while; in the shared pool that made a
+    /// user's query fail with 53200.
+    pub fn background_session(&self) -> SessionContext {
+        self.session_on(Arc::clone(&self.inner.background_runtime))
+    }
+
+    fn session_on(&self, runtime: Arc<RuntimeEnv>) -> SessionContext {
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(DATABASE, SCHEMA)
             .with_create_default_catalog_and_schema(false)
@@ -405,7 +445,7 @@ impl Engine {
             .set_str("datafusion.execution.time_zone", "+00:00");
         let state = SessionStateBuilder::new()
             .with_config(config)
-            .with_runtime_env(Arc::clone(&self.inner.runtime))
+            .with_runtime_env(runtime)
             .with_catalog_list(Arc::clone(&self.inner.catalogs))
             .with_default_features()
             .build();
@@ -449,6 +489,11 @@ impl Engine {
     /// Plan `sql` in a new session. The DataFrame runs when collected or streamed.
     pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
         Ok(self.session().sql(sql).await?)
+    }
+
+    /// Plan `sql` in a new [`Engine::background_session`].
+    pub async fn background_sql(&self, sql: &str) -> Result<DataFrame> {
+        Ok(self.background_session().sql(sql).await?)
     }
 
     /// The data directory, `None` for an in-memory engine.
@@ -576,6 +621,104 @@ mod tests {
         assert_eq!(parse_size("1000").expect("size"), 1000);
         assert!(parse_size("lots").is_err());
         assert!(parse_size("4 parsecs").is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queries_larger_than_the_memory_limit_spill_and_complete() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spill = tempfile::tempdir().expect("spill dir");
+        let config = EngineConfig {
+            memory_limit: 32 * 1024 * 1024,
+            spill_dir: Some(spill.path().to_path_buf()),
+            ..EngineConfig::default()
+        };
+        let engine = Engine::open_with(dir.path(), config).await.expect("open");
+        // 6M rows to sort (48 MB of keys alone) and 6M groups, in a 32 MiB pool.
+        let sorted = engine
+            .sql(
+                "SELECT v, r FROM (SELECT v, row_number() OVER (ORDER BY v DESC) AS r \
+                   FROM generate_series(1, 6000000) AS t(v)) \
+                 WHERE r IN (1, 6000000) ORDER BY r",
+            )
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("the sort spills");
+        let sorted = arrow::compute::concat_batches(&sorted[0].schema(), &sorted).expect("concat");
+        let v = sorted
+            .column(0)
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        let r = sorted
+            .column(1)
+            .as_primitive::<arrow::datatypes::UInt64Type>();
+        assert_eq!(v.values().to_vec(), vec![6_000_000, 1]);
+        assert_eq!(r.values().to_vec(), vec![1, 6_000_000]);
+        // ...because the sort spilled (48 MB of keys in a 32 MiB pool).
+        let analyzed = engine
+            .sql(
+                "EXPLAIN ANALYZE SELECT max(r) FROM (SELECT row_number() OVER (ORDER BY v DESC) \
+                   AS r FROM generate_series(1, 6000000) AS t(v))",
+            )
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("explain analyze");
+        let text = arrow::util::pretty::pretty_format_batches(&analyzed)
+            .expect("format")
+            .to_string();
+        let sort_spilled = text.lines().any(|line| {
+            line.contains("SortExec")
+                && line
+                    .split("spill_count=")
+                    .nth(1)
+                    .is_some_and(|count| !count.starts_with('0'))
+        });
+        assert!(sort_spilled, "{text}");
+        let grouped = engine
+            .sql(
+                "SELECT count(*), sum(c) FROM \
+                   (SELECT v % 5999999 AS k, count(*) AS c FROM generate_series(1, 6000000) AS t(v) \
+                    GROUP BY 1)",
+            )
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("the aggregate spills");
+        let groups = grouped[0]
+            .column(0)
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        let rows = grouped[0]
+            .column(1)
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!((groups.value(0), rows.value(0)), (5_999_999, 6_000_000));
+        engine.shutdown().await.expect("shutdown");
+    }
+
+    #[tokio::test]
+    async fn background_work_cannot_take_memory_from_users_queries() {
+        use datafusion::execution::memory_pool::MemoryConsumer;
+        let engine = Engine::in_memory().await.expect("engine");
+        let users = engine.session().runtime_env().memory_pool.clone();
+        let background = engine
+            .background_session()
+            .runtime_env()
+            .memory_pool
+            .clone();
+        let limit = EngineConfig::default().memory_limit;
+
+        // Background work holding all it may hold...
+        let held = MemoryConsumer::new("budget evaluation").register(&background);
+        held.try_grow(limit / 4)
+            .expect("the background pool's size");
+        assert!(held.try_grow(1).is_err(), "the background pool is bounded");
+        // ...leaves every byte of the users' limit to a user's query.
+        let query = MemoryConsumer::new("user query").register(&users);
+        query.try_grow(limit).expect("the whole users' pool");
+        assert!(query.try_grow(1).is_err());
+        assert_eq!(background.reserved(), limit / 4);
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@
 //! - [`ingest`]: streaming CSV, JSON lines and Parquet ingest with whole-file atomicity.
 //! - [`server`]: the PostgreSQL wire-protocol endpoint.
 //! - [`governance`]: budget evaluation, alerts and webhooks, `budget_check`.
+//! - [`background`]: the monitor's and scheduler's own low-priority runtime.
 //! - [`demo`]: the seeded demo data set.
 //! - [`output`]: table, CSV and JSON rendering for the CLI.
 //! - [`pricing`]: the bundled price catalog and genai-prices / LiteLLM / CSV price imports.
@@ -24,6 +25,7 @@
 //! ```
 
 pub mod auth;
+pub mod background;
 pub mod demo;
 pub mod engine;
 pub mod error;

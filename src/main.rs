@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use spendql::auth::Role;
 use spendql::auth::users::{self, Users};
+use spendql::background::Background;
 use spendql::governance::{Monitor, MonitorOptions};
 use spendql::ingest::{self, Format, IngestOptions};
 use spendql::output::{self, OutputFormat};
@@ -36,7 +37,8 @@ struct DataArgs {
     /// Data directory [env: SPENDQL_DATA] [default: ./spendql-data]
     #[arg(long, env = "SPENDQL_DATA")]
     data: Option<PathBuf>,
-    /// Memory queries may use before spilling to disk, e.g. 4GiB [default: 2GiB]
+    /// Memory users' queries may use before spilling to disk, e.g. 4GiB; the server's own
+    /// work (budgets, alerts, scheduled reports) has a quarter of it more [default: 2GiB]
     #[arg(long)]
     memory_limit: Option<String>,
 }
@@ -522,7 +524,7 @@ async fn run(cli: Cli) -> Result<()> {
             )
             .await?;
             report_open(&engine);
-            let result = spendql::report::run(&engine, &def, &period).await;
+            let result = spendql::report::run(&engine.session(), &def, &period).await;
             engine.shutdown().await?;
             let bytes = spendql::report::render(&result?, format)?;
             match out {
@@ -603,11 +605,15 @@ async fn serve(
     if demo {
         write_demo(&engine, 42, false).await?;
     }
-    // One signal stops both servers.
+    // One signal stops both servers and the background work; so does a failed server.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
+    let stop = Arc::new(stop_tx);
+    tokio::spawn({
+        let stop = Arc::clone(&stop);
+        async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        }
     });
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -621,16 +627,18 @@ async fn serve(
     engine
         .budgets()
         .set_max_staleness(alert_options.budget_check_staleness);
-    let monitor = tokio::spawn(
-        Monitor::new(engine.clone(), alert_options.retry.clone())?
-            .run(alert_options.interval, stopped(stop_rx.clone())),
-    );
-    let scheduler = tokio::spawn(spendql::report::schedule::run(
+    let monitor = Monitor::new(engine.clone(), alert_options.retry.clone())?
+        .run(alert_options.interval, stopped(stop_rx.clone()));
+    let scheduler = spendql::report::schedule::run(
         engine.clone(),
         scheduled_reports,
         alert_options.retry,
         stopped(stop_rx.clone()),
-    ));
+    );
+    let background = Background::spawn(async move {
+        tokio::join!(monitor, scheduler);
+    })
+    .map_err(|e| Error::Invalid(format!("cannot start the background thread: {e}")))?;
     let receiver = otlp.map(|((listener, addr), mapping)| {
         eprintln!("spendql receiving OTLP/HTTP traces on {addr} (POST /v1/traces)");
         let options = spendql::otlp::OtlpOptions {
@@ -664,18 +672,11 @@ async fn serve(
         }
     }
     if result.is_err() {
-        monitor.abort();
-        scheduler.abort();
+        // The wire server failed: stop the background work too.
+        let _ = stop.send(true);
     }
-    if let Err(e) = scheduler.await
-        && !e.is_cancelled()
-    {
-        tracing::error!("report scheduler task: {e}");
-    }
-    if let Err(e) = monitor.await
-        && !e.is_cancelled()
-    {
-        tracing::error!("budget monitor task: {e}");
+    if let Err(e) = background.join().await {
+        tracing::error!("budget monitor and report scheduler: {e}");
     }
     engine.shutdown().await?;
     result

@@ -77,7 +77,7 @@ pub async fn flagged_at(engine: &Engine, now: DateTime<Utc>) -> Result<Vec<Flagg
          ORDER BY 3, 1, 2",
         timestamp_sql(recent_start)
     );
-    let batches = engine.sql(&sql).await?.collect().await?;
+    let batches = engine.background_sql(&sql).await?.collect().await?;
     let mut out = Vec::new();
     for batch in &batches {
         let (Some(scope), Some(value), Some(day), Some(spend), Some(baseline)) = (

@@ -86,7 +86,7 @@ pub async fn evaluate_at(engine: &Engine, now: DateTime<Utc>) -> Result<Vec<Budg
          FROM ({}) ORDER BY budget_id",
         budget_status_sql_at(now)
     );
-    let batches = engine.sql(&sql).await?.collect().await?;
+    let batches = engine.background_sql(&sql).await?.collect().await?;
     let mut states = Vec::new();
     for batch in &batches {
         read_states(batch, &mut states)?;

@@ -27,8 +27,8 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 
-use crate::engine::Engine;
 use crate::error::{Error, Result};
+use datafusion::prelude::SessionContext;
 
 pub use render::render;
 
@@ -367,9 +367,13 @@ pub struct SectionOutput {
     pub batches: Vec<RecordBatch>,
 }
 
-/// Run every section of `def` for `period`. A failing section fails the report, naming it.
-pub async fn run(engine: &Engine, def: &ReportDef, period: &Period) -> Result<ReportOutput> {
-    let session = engine.session();
+/// Run every section of `def` for `period` in `session` (a user's for `spendql report`, a
+/// background one for scheduled reports). A failing section fails the report, naming it.
+pub async fn run(
+    session: &SessionContext,
+    def: &ReportDef,
+    period: &Period,
+) -> Result<ReportOutput> {
     let mut sections = Vec::with_capacity(def.sections.len());
     for section in &def.sections {
         let sql = period.fill(&section.sql)?;

@@ -224,7 +224,7 @@ pub async fn run_once(
     let produced = async {
         std::fs::create_dir_all(&report.output_dir)
             .map_err(|e| Error::io(&report.output_dir, e))?;
-        let output = super::run(engine, &report.def, &period).await?;
+        let output = super::run(&engine.background_session(), &report.def, &period).await?;
         let bytes = super::render(&output, report.format)?;
         super::write_atomically(&file, &bytes)
     }

@@ -181,6 +181,21 @@ impl EventIdIndex {
         self.evict(day);
     }
 
+    /// Drop `day`'s cached ids; they reload from its files when next needed. For days a
+    /// bulk write stored without keeping their ids (see `BulkWriter`).
+    pub fn unload(&mut self, day: i32) {
+        if !self.pinned.contains_key(&day)
+            && let Some(set) = self.days.remove(&day)
+        {
+            self.entries -= set.ids.len();
+        }
+    }
+
+    /// The most ids the index keeps cached.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Undo [`EventIdIndex::insert`] for writes that did not commit.
     pub fn forget(&mut self, added: &[(i32, u128)]) {
         for (day, hash) in added {

@@ -15,7 +15,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use arrow::array::{AsArray, BooleanArray, RecordBatch, UInt32Array};
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch, UInt32Array};
 use arrow::compute::{concat_batches, filter_record_batch, take_record_batch};
 use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
 use async_trait::async_trait;
@@ -268,7 +268,7 @@ impl UsageStore {
         &self,
         ids: &mut EventIdIndex,
         batch: &RecordBatch,
-        local: &mut HashMap<i32, IdSet>,
+        mut local: Option<&mut HashMap<i32, IdSet>>,
     ) -> Result<DayGroups> {
         let event_ids = batch.column(0).as_string::<i32>();
         let ts = batch.column(1).as_primitive::<TimestampMicrosecondType>();
@@ -283,11 +283,13 @@ impl UsageStore {
                 ids.insert_day(day, loaded);
             }
             let stored = ids.day(day);
-            let written = local.entry(day).or_default();
+            let mut written = local.as_deref_mut().map(|l| l.entry(day).or_default());
             let start = kept.order.len();
             for row in &groups.order[range] {
                 let hash = EventIdIndex::hash(event_ids.value(*row as usize));
-                if !stored.is_some_and(|set| set.contains(&hash)) && written.insert(hash) {
+                if !stored.is_some_and(|set| set.contains(&hash))
+                    && written.as_deref_mut().is_none_or(|set| set.insert(hash))
+                {
                     kept.order.push(*row);
                 }
             }
@@ -374,6 +376,8 @@ impl UsageStore {
             store: Arc::clone(self),
             days: HashMap::new(),
             local_ids: HashMap::new(),
+            local_ids_deferred: false,
+            written_days: Vec::new(),
             pending: Vec::new(),
             pending_rows: 0,
             memory: Vec::new(),
@@ -474,11 +478,21 @@ fn read_event_ids(path: &Path, out: &mut Vec<u128>) -> Result<()> {
             .column(0)
             .as_string_opt::<i32>()
             .ok_or_else(|| Error::corrupt(path, "event_id column is not text"))?;
+        if ids.null_count() > 0 {
+            return Err(Error::corrupt(path, "event_id column has NULLs"));
+        }
         for id in ids.iter().flatten() {
             out.push(EventIdIndex::hash(id));
         }
     }
     Ok(())
+}
+
+/// The hashed event id of every row of a Parquet usage file, in row order.
+fn read_event_id_hashes(path: &Path) -> Result<Vec<u128>> {
+    let mut hashes = Vec::new();
+    read_event_ids(path, &mut hashes)?;
+    Ok(hashes)
 }
 
 fn too_many_rows() -> Error {
@@ -582,6 +596,8 @@ struct StagedPart {
     tmp: PathBuf,
     writer: Option<ArrowWriter<File>>,
     rows: u64,
+    /// Set once the file is at its final path; until then dropping removes it.
+    published: bool,
 }
 
 impl StagedPart {
@@ -604,6 +620,7 @@ impl StagedPart {
             tmp,
             writer: Some(writer),
             rows: 0,
+            published: false,
         })
     }
 
@@ -626,11 +643,18 @@ impl StagedPart {
         Ok(())
     }
 
-    fn publish(mut self) -> Result<UsageFile> {
+    /// Complete the file (footer written) at its temporary path, e.g. to read it back.
+    fn finish(&mut self) -> Result<()> {
         if let Some(w) = self.writer.take() {
             w.close().map_err(|e| Error::corrupt(&self.tmp, e))?;
         }
+        Ok(())
+    }
+
+    fn publish(mut self) -> Result<UsageFile> {
+        self.finish()?;
         durable::publish(&self.tmp, &self.full)?;
+        self.published = true;
         let bytes = std::fs::metadata(&self.full)
             .map_err(|e| Error::io(&self.full, e))?
             .len();
@@ -645,7 +669,8 @@ impl StagedPart {
 
 impl Drop for StagedPart {
     fn drop(&mut self) {
-        if self.writer.take().is_some() {
+        if !self.published {
+            drop(self.writer.take());
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
@@ -665,8 +690,16 @@ pub struct BulkWriter {
     /// (at most [`BULK_PENDING_ROWS`]).
     pending: Vec<(RecordBatch, DaySlices)>,
     pending_rows: usize,
-    /// Ids this write stored, per day; merged into the shared index on commit.
+    /// Ids this write stored, per day; merged into the shared index on commit. Bounded by
+    /// the shared index's capacity: past it they are dropped and `local_ids_deferred` set.
     local_ids: HashMap<i32, IdSet>,
+    /// Repeats within this write are found at commit, one day at a time, by reading back
+    /// each staged part (see [`BulkWriter::drop_repeats`]), so memory stays bounded by the
+    /// largest day however large the write (16 bytes an id, twice that in a hash set: a
+    /// 100M-row file held 3 GB of ids before).
+    local_ids_deferred: bool,
+    /// The days this write staged parts for (set at commit).
+    written_days: Vec<i32>,
     /// Rows kept in memory for an in-memory engine.
     memory: Vec<RecordBatch>,
     counts: WriteCounts,
@@ -674,13 +707,21 @@ pub struct BulkWriter {
 
 impl BulkWriter {
     /// Add rows. Rows whose event id is stored, or was written earlier in this bulk write,
-    /// are skipped.
+    /// are skipped. Once a write has held more ids than the shared index's capacity, repeats
+    /// within it are skipped at commit instead, and only [`BulkWriter::commit`]'s counts
+    /// include them.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<WriteCounts> {
         validate(batch)?;
         let kept = {
             let mut writer = self.store.lock_writer();
-            self.store
-                .dedupe_bulk(&mut writer.ids, batch, &mut self.local_ids)?
+            let local = (!self.local_ids_deferred).then_some(&mut self.local_ids);
+            let kept = self.store.dedupe_bulk(&mut writer.ids, batch, local)?;
+            let held: usize = self.local_ids.values().map(IdSet::len).sum();
+            if held > writer.ids.capacity() && self.store.data_dir.is_some() {
+                self.local_ids_deferred = true;
+                self.local_ids = HashMap::new();
+            }
+            kept
         };
         let counts = WriteCounts {
             stored: kept.order.len() as u64,
@@ -767,14 +808,83 @@ impl BulkWriter {
         // Now durable: the ids join the shared index (for days it has loaded; others
         // reload from the published files when next needed).
         let mut writer = store.lock_writer();
+        if self.local_ids_deferred {
+            // The shared index never saw these ids: days it caches reload from the files.
+            // No day is pinned here: appends pin only while they hold the writer lock.
+            for day in &self.written_days {
+                writer.ids.unload(*day);
+            }
+        }
         for (day, ids) in self.local_ids.drain() {
             writer.ids.extend_loaded(day, ids);
         }
         Ok(counts)
     }
 
+    /// Remove rows whose event id appeared earlier in this write on the same day: each
+    /// staged part is closed and its ids read back; a part with repeats is rewritten
+    /// without them (first occurrence kept). Memory: one day's ids at a time.
+    fn drop_repeats(&mut self, dir: &Path) -> Result<()> {
+        let days: Vec<i32> = self.days.keys().copied().collect();
+        for day in days {
+            let Some(mut part) = self.days.remove(&day) else {
+                continue;
+            };
+            part.finish()?;
+            let hashes = read_event_id_hashes(&part.tmp)?;
+            let mut seen = IdSet::default();
+            seen.reserve(hashes.len());
+            let keep: Vec<bool> = hashes.iter().map(|hash| seen.insert(*hash)).collect();
+            drop(seen);
+            let repeats = keep.iter().filter(|k| !**k).count() as u64;
+            if repeats > 0 {
+                part = self.rewrite_without(part, &keep, dir)?;
+                self.counts.stored -= repeats;
+                self.counts.duplicates += repeats;
+            }
+            self.days.insert(day, part);
+        }
+        Ok(())
+    }
+
+    /// A new staged part with the rows of `part` where `keep` is true.
+    fn rewrite_without(&self, part: StagedPart, keep: &[bool], dir: &Path) -> Result<StagedPart> {
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let (relative, full) = {
+            let mut writer = self.store.lock_writer();
+            part_path(dir, &mut writer.manifest, part.day)
+        };
+        let mut rewritten = StagedPart::create(part.day, relative, full, Encoding::Lean)?;
+        let file = File::open(&part.tmp).map_err(|e| Error::io(&part.tmp, e))?;
+        let unreadable = |e: &dyn std::fmt::Display| Error::corrupt(&part.tmp, e.to_string());
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.with_batch_size(ROW_GROUP_ROWS).build())
+            .map_err(|e| unreadable(&e))?;
+        let mut offset = 0;
+        for batch in reader {
+            let batch = batch.map_err(|e| unreadable(&e))?;
+            let rows = batch.num_rows();
+            let mask = keep
+                .get(offset..offset + rows)
+                .ok_or_else(|| unreadable(&"more rows than event ids"))?;
+            offset += rows;
+            let kept = filter_record_batch(&batch, &BooleanArray::from(mask.to_vec()))?;
+            if kept.num_rows() > 0 {
+                rewritten.write(&kept)?;
+            }
+        }
+        // `part` drops here, removing its temporary file.
+        Ok(rewritten)
+    }
+
     fn publish(&mut self, store: &Arc<UsageStore>) -> Result<WriteCounts> {
         self.write_pending()?;
+        self.written_days = self.days.keys().copied().collect();
+        if self.local_ids_deferred
+            && let Some(dir) = store.data_dir.clone()
+        {
+            self.drop_repeats(&dir)?;
+        }
         let Some(dir) = store.data_dir.clone() else {
             let rows: usize = self.memory.iter().map(RecordBatch::num_rows).sum();
             {
@@ -1082,5 +1192,91 @@ mod tests {
             }
         }
         assert_eq!(ids, vec!["c", "b"], "a day's rows keep their input order");
+    }
+
+    /// Event ids of the published parts of `day`, in file and row order.
+    fn day_ids(store: &UsageStore, dir: &Path, day: &str) -> Vec<String> {
+        let snap = store.read_snapshot();
+        let mut ids = Vec::new();
+        for file in snap.files.iter().filter(|f| f.day == day) {
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                File::open(dir.join(&file.path)).expect("open part"),
+            )
+            .expect("parquet")
+            .build()
+            .expect("reader");
+            for batch in reader {
+                let batch = batch.expect("batch");
+                let col = batch.column(0).as_string::<i32>();
+                ids.extend(col.iter().flatten().map(str::to_string));
+            }
+        }
+        ids
+    }
+
+    #[test]
+    fn a_bulk_write_larger_than_the_id_cache_finds_its_repeats_at_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // An id cache of 3: the write below holds more ids than that and defers.
+        let (store, _) = UsageStore::open(Some(dir.path()), 3, HashMap::new()).expect("open");
+        store
+            .append(&rows(&[("stored", "2026-01-02T00:00:00Z")]))
+            .expect("append");
+        let mut bulk = store.bulk_writer();
+        let first = bulk
+            .write(&rows(&[
+                ("c", "2026-01-02T09:00:00Z"),
+                ("a", "2026-01-01T10:00:00Z"),
+                ("stored", "2026-01-02T00:00:00Z"),
+                ("b", "2026-01-02T08:00:00Z"),
+                ("d", "2026-01-02T07:00:00Z"),
+            ]))
+            .expect("write");
+        assert_eq!((first.stored, first.duplicates), (4, 1));
+        assert!(bulk.local_ids_deferred, "4 ids held > a capacity of 3");
+        assert!(bulk.local_ids.is_empty(), "deferring frees the ids");
+        // Repeats of rows written before and after deferring, and within one batch.
+        let second = bulk
+            .write(&rows(&[
+                ("b", "2026-01-02T08:00:00Z"),
+                ("e", "2026-01-02T06:00:00Z"),
+                ("a", "2026-01-03T10:00:00Z"),
+                ("e", "2026-01-02T06:00:00Z"),
+                ("stored", "2026-01-02T00:00:00Z"),
+            ]))
+            .expect("write");
+        assert_eq!(
+            (second.stored, second.duplicates),
+            (4, 1),
+            "only stored rows are known before commit"
+        );
+        let counts = bulk.commit().expect("commit");
+        assert_eq!((counts.stored, counts.duplicates), (6, 4));
+        assert_eq!(store.row_count(), 7);
+        assert_eq!(day_ids(&store, dir.path(), "2026-01-01"), vec!["a"]);
+        assert_eq!(day_ids(&store, dir.path(), "2026-01-03"), vec!["a"]);
+        // (The appended row is still in the write-ahead log, not in a part.)
+        assert_eq!(
+            day_ids(&store, dir.path(), "2026-01-02"),
+            vec!["c", "b", "d", "e"],
+            "first occurrences, in order"
+        );
+        assert_eq!(durable::remove_tmp_files(dir.path()).expect("clean"), 0);
+
+        // The shared index dropped the day it had cached: re-sent rows are recognised, by
+        // a bulk write and by an append.
+        let mut again = store.bulk_writer();
+        again
+            .write(&rows(&[
+                ("e", "2026-01-02T06:00:00Z"),
+                ("c", "2026-01-02T09:00:00Z"),
+            ]))
+            .expect("write");
+        assert_eq!(again.commit().expect("commit").duplicates, 2);
+        let appended = store
+            .append(&rows(&[("d", "2026-01-02T07:00:00Z")]))
+            .expect("append");
+        assert_eq!(appended.duplicates, 1);
+        assert_eq!(store.row_count(), 7);
     }
 }
