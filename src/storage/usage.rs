@@ -51,6 +51,8 @@ const ROW_GROUP_ROWS: usize = 128 * 1024;
 const BULK_BUFFER_BYTES: usize = 64 * 1024 * 1024;
 /// Bulk writes split rows by day in chunks of about this many rows.
 const BULK_PENDING_ROWS: usize = 256 * 1024;
+/// Settling a bulk write's day part sorts at most this many rows at a time.
+const SETTLE_CHUNK_ROWS: usize = 256 * 1024;
 
 /// Counts from one write.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -518,6 +520,137 @@ fn split_by_day(batch: &RecordBatch) -> Result<Vec<(i32, RecordBatch)>> {
         .collect())
 }
 
+/// One day of [`BulkWriter::settle`]: the new part and the repeats it left out. Memory:
+/// the day's ids (when deferred) and [`SETTLE_CHUNK_ROWS`] rows, twice.
+fn settle_part(
+    store: &UsageStore,
+    mut part: StagedPart,
+    deferred: bool,
+    dir: &Path,
+) -> Result<(StagedPart, u64)> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    part.finish()?;
+    let keep: Option<Vec<bool>> = if deferred {
+        let hashes = read_event_id_hashes(&part.tmp)?;
+        let mut seen = IdSet::default();
+        seen.reserve(hashes.len());
+        Some(hashes.iter().map(|hash| seen.insert(*hash)).collect())
+    } else {
+        None
+    };
+    let repeats = keep
+        .as_ref()
+        .map_or(0, |k| k.iter().filter(|kept| !**kept).count() as u64);
+    let (relative, full) = {
+        let mut writer = store.lock_writer();
+        part_path(dir, &mut writer.manifest, part.day)
+    };
+    let mut settled = StagedPart::create(part.day, relative, full, Encoding::Compact)?;
+    let file = File::open(&part.tmp).map_err(|e| Error::io(&part.tmp, e))?;
+    let unreadable = |e: &dyn std::fmt::Display| Error::corrupt(&part.tmp, e.to_string());
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.with_batch_size(ROW_GROUP_ROWS).build())
+        .map_err(|e| unreadable(&e))?;
+    let mut offset = 0;
+    let mut chunk: Vec<RecordBatch> = Vec::new();
+    let mut chunk_rows = 0;
+    for batch in reader {
+        let mut batch = batch.map_err(|e| unreadable(&e))?;
+        let rows = batch.num_rows();
+        if let Some(keep) = &keep {
+            let mask = keep
+                .get(offset..offset + rows)
+                .ok_or_else(|| unreadable(&"more rows than event ids"))?;
+            batch = filter_record_batch(&batch, &BooleanArray::from(mask.to_vec()))?;
+        }
+        offset += rows;
+        chunk_rows += batch.num_rows();
+        chunk.push(batch);
+        if chunk_rows >= SETTLE_CHUNK_ROWS {
+            settled.write(&sorted_for_reading(&store.schema, &chunk)?)?;
+            chunk.clear();
+            chunk_rows = 0;
+        }
+    }
+    if chunk_rows > 0 {
+        settled.write(&sorted_for_reading(&store.schema, &chunk)?)?;
+    }
+    // Written out now: an open writer would hold the day's last row group until commit.
+    settled.finish()?;
+    // `part` drops here, removing its temporary file.
+    Ok((settled, repeats))
+}
+
+/// `batches` as one batch sorted by provider, model and time: the order parts are written
+/// in, so that costing and grouping see runs of one model.
+///
+/// Sorts integer keys, not strings: each distinct (provider, model) gets its rank among
+/// the few a day has (comparing strings in a lexicographic sort was a tenth of ingest).
+fn sorted_for_reading(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch> {
+    type Pair<'a> = (Option<&'a str>, Option<&'a str>);
+    // (rank, ts, batch, row) per row; ranks filled in once every pair is known.
+    let mut keys: Vec<(u32, i64, u32, u32)> = Vec::new();
+    let mut pairs: Vec<Pair<'_>> = Vec::new();
+    let mut index: HashMap<Pair<'_>, u32, foldhash::fast::FixedState> = HashMap::default();
+    for (b, batch) in batches.iter().enumerate() {
+        let text = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_string_opt::<i32>())
+                .ok_or_else(|| Error::Invalid(format!("usage.{name} is not text")))
+        };
+        let (provider, model) = (text("provider")?, text("model")?);
+        let ts = batch
+            .column_by_name("ts")
+            .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
+            .ok_or_else(|| Error::Invalid("usage.ts is not a timestamp".into()))?;
+        let b = u32::try_from(b).map_err(|_| too_many_rows())?;
+        let mut previous: Option<(Pair<'_>, u32)> = None;
+        for row in 0..batch.num_rows() {
+            let pair = (
+                provider.is_valid(row).then(|| provider.value(row)),
+                model.is_valid(row).then(|| model.value(row)),
+            );
+            let id = match previous {
+                Some((last, id)) if last == pair => id,
+                _ => {
+                    let next = pairs.len() as u32;
+                    let id = *index.entry(pair).or_insert_with(|| {
+                        pairs.push(pair);
+                        next
+                    });
+                    previous = Some((pair, id));
+                    id
+                }
+            };
+            let row = u32::try_from(row).map_err(|_| too_many_rows())?;
+            keys.push((id, ts.value(row as usize), b, row));
+        }
+    }
+    // Pair ids in order of first appearance -> ranks in (provider, model) order.
+    let mut by_pair: Vec<u32> = (0..pairs.len() as u32).collect();
+    by_pair.sort_unstable_by_key(|id| pairs[*id as usize]);
+    let mut rank = vec![0u32; pairs.len()];
+    for (r, id) in by_pair.into_iter().enumerate() {
+        rank[id as usize] = r as u32;
+    }
+    for key in &mut keys {
+        key.0 = rank[key.0 as usize];
+    }
+    keys.sort_unstable();
+    let indices: Vec<(usize, usize)> = keys
+        .into_iter()
+        .map(|(_, _, b, row)| (b as usize, row as usize))
+        .collect();
+    let columns = (0..schema.fields().len())
+        .map(|c| {
+            let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
+            arrow::compute::interleave(&arrays, &indices)
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
+}
+
 /// How a Parquet part encodes numbers and times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Encoding {
@@ -694,7 +827,7 @@ pub struct BulkWriter {
     /// the shared index's capacity: past it they are dropped and `local_ids_deferred` set.
     local_ids: HashMap<i32, IdSet>,
     /// Repeats within this write are found at commit, one day at a time, by reading back
-    /// each staged part (see [`BulkWriter::drop_repeats`]), so memory stays bounded by the
+    /// each staged part (see [`BulkWriter::settle`]), so memory stays bounded by the
     /// largest day however large the write (16 bytes an id, twice that in a hash set: a
     /// 100M-row file held 3 GB of ids before).
     local_ids_deferred: bool,
@@ -821,69 +954,63 @@ impl BulkWriter {
         Ok(counts)
     }
 
-    /// Remove rows whose event id appeared earlier in this write on the same day: each
-    /// staged part is closed and its ids read back; a part with repeats is rewritten
-    /// without them (first occurrence kept). Memory: one day's ids at a time.
-    fn drop_repeats(&mut self, dir: &Path) -> Result<()> {
-        let days: Vec<i32> = self.days.keys().copied().collect();
-        for day in days {
-            let Some(mut part) = self.days.remove(&day) else {
-                continue;
-            };
-            part.finish()?;
-            let hashes = read_event_id_hashes(&part.tmp)?;
-            let mut seen = IdSet::default();
-            seen.reserve(hashes.len());
-            let keep: Vec<bool> = hashes.iter().map(|hash| seen.insert(*hash)).collect();
-            drop(seen);
-            let repeats = keep.iter().filter(|k| !**k).count() as u64;
-            if repeats > 0 {
-                part = self.rewrite_without(part, &keep, dir)?;
-                self.counts.stored -= repeats;
-                self.counts.duplicates += repeats;
+    /// Rewrite every staged day part for reading: rows sorted by provider, model and time,
+    /// in full row groups, without the rows whose event id came earlier that day in this
+    /// write (when repeats were deferred). Days are settled in parallel, one part each.
+    ///
+    /// Why: input in random time order leaves each day's rows in row groups of ~4k rows
+    /// (all days share [`BULK_BUFFER_BYTES`]), and unsorted. Measured on the 10M-row
+    /// benchmark, full row groups took the dashboard from 7.38 s to 6.51 s and the sort
+    /// order to 5.89 s, costing runs of the same model and the resolver memo hitting its
+    /// last entry.
+    fn settle(&mut self, dir: &Path) -> Result<()> {
+        let queue: Mutex<Vec<StagedPart>> =
+            Mutex::new(self.days.drain().map(|(_, part)| part).collect());
+        let workers = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .clamp(1, 4);
+        let deferred = self.local_ids_deferred;
+        let store: &UsageStore = &self.store;
+        let settled: Mutex<Vec<(StagedPart, u64)>> = Mutex::new(Vec::new());
+        let failure: Mutex<Option<Error>> = Mutex::new(None);
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    loop {
+                        if failure.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+                            return;
+                        }
+                        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                        let Some(part) = next else { return };
+                        match settle_part(store, part, deferred, dir) {
+                            Ok(done) => {
+                                settled.lock().unwrap_or_else(|p| p.into_inner()).push(done)
+                            }
+                            Err(e) => {
+                                *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                            }
+                        }
+                    }
+                });
             }
-            self.days.insert(day, part);
+        });
+        if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            // Parts not settled drop here with the queue, removing their files.
+            return Err(e);
+        }
+        for (part, repeats) in settled.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            self.counts.stored -= repeats;
+            self.counts.duplicates += repeats;
+            self.days.insert(part.day, part);
         }
         Ok(())
-    }
-
-    /// A new staged part with the rows of `part` where `keep` is true.
-    fn rewrite_without(&self, part: StagedPart, keep: &[bool], dir: &Path) -> Result<StagedPart> {
-        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-        let (relative, full) = {
-            let mut writer = self.store.lock_writer();
-            part_path(dir, &mut writer.manifest, part.day)
-        };
-        let mut rewritten = StagedPart::create(part.day, relative, full, Encoding::Lean)?;
-        let file = File::open(&part.tmp).map_err(|e| Error::io(&part.tmp, e))?;
-        let unreadable = |e: &dyn std::fmt::Display| Error::corrupt(&part.tmp, e.to_string());
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .and_then(|b| b.with_batch_size(ROW_GROUP_ROWS).build())
-            .map_err(|e| unreadable(&e))?;
-        let mut offset = 0;
-        for batch in reader {
-            let batch = batch.map_err(|e| unreadable(&e))?;
-            let rows = batch.num_rows();
-            let mask = keep
-                .get(offset..offset + rows)
-                .ok_or_else(|| unreadable(&"more rows than event ids"))?;
-            offset += rows;
-            let kept = filter_record_batch(&batch, &BooleanArray::from(mask.to_vec()))?;
-            if kept.num_rows() > 0 {
-                rewritten.write(&kept)?;
-            }
-        }
-        // `part` drops here, removing its temporary file.
-        Ok(rewritten)
     }
 
     fn publish(&mut self, store: &Arc<UsageStore>) -> Result<WriteCounts> {
         self.write_pending()?;
         self.written_days = self.days.keys().copied().collect();
-        if self.local_ids_deferred
-            && let Some(dir) = store.data_dir.clone()
-        {
-            self.drop_repeats(&dir)?;
+        if let Some(dir) = store.data_dir.clone() {
+            self.settle(&dir)?;
         }
         let Some(dir) = store.data_dir.clone() else {
             let rows: usize = self.memory.iter().map(RecordBatch::num_rows).sum();
@@ -1143,7 +1270,7 @@ mod tests {
     }
 
     #[test]
-    fn bulk_write_dedupes_across_batches_and_days_and_keeps_row_order() {
+    fn bulk_write_dedupes_across_batches_and_days_and_sorts_each_day() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (store, _) = UsageStore::open(Some(dir.path()), 1000, HashMap::new()).expect("open");
         store
@@ -1191,7 +1318,47 @@ mod tests {
                 ids.extend(col.iter().flatten().map(str::to_string));
             }
         }
-        assert_eq!(ids, vec!["c", "b"], "a day's rows keep their input order");
+        assert_eq!(
+            ids,
+            vec!["b", "c"],
+            "a day's rows are sorted by provider, model and time"
+        );
+    }
+
+    #[test]
+    fn parts_are_sorted_by_provider_model_and_time() {
+        use arrow::array::StringArray;
+        let batch = rows(&[
+            ("1", "2026-01-01T03:00:00Z"),
+            ("2", "2026-01-01T01:00:00Z"),
+            ("3", "2026-01-01T02:00:00Z"),
+            ("4", "2026-01-01T00:00:00Z"),
+        ]);
+        let schema = batch.schema();
+        let mut columns = batch.columns().to_vec();
+        let column = |name: &str| schema.index_of(name).expect("column");
+        columns[column("provider")] = Arc::new(StringArray::from(vec![
+            "openai",
+            "anthropic",
+            "openai",
+            "openai",
+        ]));
+        columns[column("model")] = Arc::new(StringArray::from(vec![
+            "gpt-4o",
+            "claude-sonnet-4",
+            "gpt-4o-mini",
+            "gpt-4o",
+        ]));
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns).expect("batch");
+        let sorted =
+            sorted_for_reading(&schema, &[batch.slice(0, 2), batch.slice(2, 2)]).expect("sort");
+        let ids: Vec<&str> = sorted
+            .column(0)
+            .as_string::<i32>()
+            .iter()
+            .flatten()
+            .collect();
+        assert_eq!(ids, vec!["2", "4", "1", "3"]);
     }
 
     /// Event ids of the published parts of `day`, in file and row order.
@@ -1258,8 +1425,8 @@ mod tests {
         // (The appended row is still in the write-ahead log, not in a part.)
         assert_eq!(
             day_ids(&store, dir.path(), "2026-01-02"),
-            vec!["c", "b", "d", "e"],
-            "first occurrences, in order"
+            vec!["e", "d", "b", "c"],
+            "first occurrences, sorted by time"
         );
         assert_eq!(durable::remove_tmp_files(dir.path()).expect("clean"), 0);
 
