@@ -1298,26 +1298,7 @@ mod tests {
         bulk.commit().expect("commit");
         assert_eq!(store.row_count(), 5);
 
-        let snap = store.read_snapshot();
-        let day2: Vec<&UsageFile> = snap
-            .files
-            .iter()
-            .filter(|f| f.day == "2026-01-02" && f.path.contains("part-"))
-            .collect();
-        let mut ids = Vec::new();
-        for file in day2 {
-            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                File::open(dir.path().join(&file.path)).expect("open part"),
-            )
-            .expect("parquet")
-            .build()
-            .expect("reader");
-            for batch in reader {
-                let batch = batch.expect("batch");
-                let col = batch.column(0).as_string::<i32>();
-                ids.extend(col.iter().flatten().map(str::to_string));
-            }
-        }
+        let ids = day_ids(&store, dir.path(), "2026-01-02");
         assert_eq!(
             ids,
             vec!["b", "c"],
