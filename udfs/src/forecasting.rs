@@ -253,8 +253,9 @@ fn min_points(method: Method, season: usize) -> usize {
 }
 
 /// The seasons the series shows: those of `usual` that its detrended autocorrelation
-/// confirms (at least 0.3, and a peak against the half season before it); for a spacing
-/// with no usual season, its strongest confirmed autocorrelation peak.
+/// confirms (significant at about 5%, 2/√n, and at least 0.2; and a peak against the half
+/// season before it); for a spacing with no usual season, its strongest autocorrelation
+/// peak of at least 0.3, stricter because every lag is tried.
 pub fn detect_seasons(values: &[f64], usual: &[usize]) -> Vec<usize> {
     let n = values.len();
     let residuals = detrend(values);
@@ -270,19 +271,26 @@ pub fn detect_seasons(values: &[f64], usual: &[usize]) -> Vec<usize> {
             .sum::<f64>()
             / variance
     };
-    let confirmed = |m: usize| -> bool {
+    let confirmed = |m: usize, threshold: f64| -> bool {
         m >= 2 && n >= 2 * m + 3 && {
             let at = acf(m);
-            at >= 0.3 && (m / 2..m).all(|k| k == 0 || acf(k) <= at)
+            at >= threshold && (m / 2..m).all(|k| k == 0 || acf(k) <= at)
         }
     };
     if !usual.is_empty() {
-        // The spacing's own seasons, or none: a peak at an odd lag is noise.
-        return usual.iter().copied().filter(|&m| confirmed(m)).collect();
+        // The spacing's own seasons, or none: a peak at an odd lag is noise. Sparse spend
+        // (random days without calls) weakens a real weekly pattern's autocorrelation to
+        // just under 0.3, so a customary season needs less than an arbitrary lag.
+        let threshold = (2.0 / (n as f64).sqrt()).max(0.2);
+        return usual
+            .iter()
+            .copied()
+            .filter(|&m| confirmed(m, threshold))
+            .collect();
     }
     let max_lag = (n.saturating_sub(3) / 2).min(400);
     (2..=max_lag)
-        .filter(|&m| confirmed(m))
+        .filter(|&m| confirmed(m, 0.3))
         .max_by(|&a, &b| acf(a).total_cmp(&acf(b)))
         .into_iter()
         .collect()
@@ -1044,6 +1052,45 @@ mod tests {
         let f = forecast(&values, 10, Method::Holt, None, &[]).unwrap();
         let widths: Vec<f64> = f.lo.iter().zip(&f.hi).map(|(l, h)| h - l).collect();
         assert!(widths.windows(2).all(|w| w[1] > w[0]), "{widths:?}");
+    }
+
+    /// Lag-7 autocorrelation of the detrended values, as `detect_seasons` measures it.
+    fn weekly_autocorrelation(values: &[f64]) -> f64 {
+        let residuals = detrend(values);
+        let variance: f64 = residuals.iter().map(|r| r * r).sum();
+        residuals[7..]
+            .iter()
+            .zip(&residuals)
+            .map(|(a, b)| a * b)
+            .sum::<f64>()
+            / variance
+    }
+
+    #[test]
+    fn a_customary_season_needs_less_evidence_than_an_arbitrary_lag() {
+        // Weekday spend of about 6, weekends a third of it, and a random day in three
+        // without any calls: the weekly pattern is real but its autocorrelation is weak.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut uniform = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let values: Vec<f64> = (0..196)
+            .map(|i| {
+                let day = if i % 7 >= 5 { 2.0 } else { 6.0 };
+                let value = day * (0.8 + 0.4 * uniform());
+                if uniform() < 0.35 { 0.0 } else { value }
+            })
+            .collect();
+        let acf = weekly_autocorrelation(&values);
+        assert!((0.2..0.3).contains(&acf), "premise: lag-7 autocorrelation {acf}");
+        assert_eq!(detect_seasons(&values, &[7]), vec![7]);
+        // Searched among every lag, the same evidence is not enough for 7.
+        assert!(!detect_seasons(&values, &[]).contains(&7));
+        // Nor is it for a short history, where 0.25 is within the noise (2/√n).
+        assert_eq!(detect_seasons(&values[..40], &[7]), Vec::<usize>::new());
     }
 
     #[test]
