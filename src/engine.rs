@@ -13,13 +13,14 @@ use datafusion::catalog::{
     MemorySchemaProvider, SchemaProvider,
 };
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
-use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool, TrackConsumersPool};
+use datafusion::execution::memory_pool::{MemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
+use crate::memory_pool::PartitionSharePool;
 use crate::storage::{BulkWriter, ConfigTableProvider, Holder, Storage, UsageTable, WriteCounts};
 
 /// The database name clients connect to, and the DataFusion catalog name.
@@ -128,16 +129,16 @@ impl Default for EngineConfig {
     }
 }
 
-/// A pool of `bytes` shared first come, first served (operators that can spill do so when
-/// it is full), whose "resources exhausted" errors name the five largest consumers.
-///
-/// Not `FairSpillPool`: it caps each spillable reservation at the pool divided by the
-/// number of spillable reservations registered, idle or not. `maturity`'s plan has 285
-/// repartitions and 520 aggregates, so its sort was refused
-/// 3 MB of a 2 GiB pool holding 25 MB, and the query failed with 53200.
+/// A pool of `bytes` (see [`PartitionSharePool`] for its policy) whose "resources
+/// exhausted" errors name the five largest consumers.
 fn memory_pool(bytes: usize) -> Arc<dyn MemoryPool> {
     const TOP: std::num::NonZeroUsize = std::num::NonZeroUsize::new(5).expect("5 is not zero");
-    Arc::new(TrackConsumersPool::new(GreedyMemoryPool::new(bytes), TOP))
+    // The partitions a plan runs at once: the sessions keep DataFusion's default.
+    let partitions = SessionConfig::new().target_partitions();
+    Arc::new(TrackConsumersPool::new(
+        PartitionSharePool::new(bytes, partitions),
+        TOP,
+    ))
 }
 
 /// The background pool for a users' pool of `memory_limit` bytes: a quarter of it, and at
@@ -694,6 +695,67 @@ mod tests {
             .column(1)
             .as_primitive::<arrow::datatypes::Int64Type>();
         assert_eq!((groups.value(0), rows.value(0)), (5_999_999, 6_000_000));
+        engine.shutdown().await.expect("shutdown");
+    }
+
+    #[tokio::test]
+    async fn series_aggregates_over_more_points_than_the_memory_limit_spill_and_complete() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spill = tempfile::tempdir().expect("spill dir");
+        let config = EngineConfig {
+            memory_limit: 40 * 1024 * 1024,
+            spill_dir: Some(spill.path().to_path_buf()),
+            ..EngineConfig::default()
+        };
+        let engine = Engine::open_with(dir.path(), config).await.expect("open");
+        // 20,000 groups of 90 daily points: 29 MB of points, and more as the aggregate
+        // holds them, in a 40 MiB pool shared by two partitions. Group g's values are
+        // g, g + 1, ..., so its linear forecast one day on is g + 90.
+        let forecasts = "SELECT g, forecast(to_timestamp(d * 86400), v, 1, 'linear') AS f \
+             FROM (SELECT n % 20000 AS g, n / 20000 AS d, CAST(n % 20000 + n / 20000 AS DOUBLE) AS v \
+                   FROM generate_series(0, 1799999) AS t(n)) GROUP BY g";
+        let summary = format!("SELECT count(*), sum(f[1]['yhat']) FROM ({forecasts})");
+        let batches = engine
+            .sql(&summary)
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("the aggregate spills instead of failing");
+        let groups = batches[0]
+            .column(0)
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .value(0);
+        let total = batches[0]
+            .column(1)
+            .as_primitive::<arrow::datatypes::Float64Type>()
+            .value(0);
+        assert_eq!(groups, 20_000);
+        // Σ (g + 90) for g below 20,000.
+        let expected = (19_999.0 * 20_000.0) / 2.0 + 90.0 * 20_000.0;
+        assert!(
+            (total - expected).abs() < 1e-6 * expected,
+            "{total} vs {expected}"
+        );
+        // ...because the grouped aggregate spilled.
+        let analyzed = engine
+            .sql(&format!("EXPLAIN ANALYZE {summary}"))
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("explain analyze");
+        let text = arrow::util::pretty::pretty_format_batches(&analyzed)
+            .expect("format")
+            .to_string();
+        let spilled = text.lines().any(|line| {
+            line.contains("AggregateExec: mode=FinalPartitioned")
+                && line
+                    .split("spill_count=")
+                    .nth(1)
+                    .is_some_and(|count| !count.starts_with('0'))
+        });
+        assert!(spilled, "{text}");
         engine.shutdown().await.expect("shutdown");
     }
 

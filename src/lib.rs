@@ -32,6 +32,7 @@ pub mod error;
 pub mod function_table;
 pub mod governance;
 pub mod ingest;
+pub mod memory_pool;
 pub mod otlp;
 pub mod output;
 pub mod pgcompat;

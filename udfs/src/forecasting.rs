@@ -1085,7 +1085,10 @@ mod tests {
             })
             .collect();
         let acf = weekly_autocorrelation(&values);
-        assert!((0.2..0.3).contains(&acf), "premise: lag-7 autocorrelation {acf}");
+        assert!(
+            (0.2..0.3).contains(&acf),
+            "premise: lag-7 autocorrelation {acf}"
+        );
         assert_eq!(detect_seasons(&values, &[7]), vec![7]);
         // Searched among every lag, the same evidence is not enough for 7.
         assert!(!detect_seasons(&values, &[]).contains(&7));
