@@ -67,6 +67,28 @@ impl Truncation {
         })
     }
 
+    /// The period `value` falls in, `[start, end)`, for weeks, months, quarters and years
+    /// (`None` for the others, which are cheap, or on overflow; an end past the range is
+    /// `i64::MAX`).
+    fn period(self, value: i64, per_day: i64) -> Option<(i64, i64)> {
+        let start = self.apply(value, per_day)?;
+        let end = match self {
+            Truncation::Multiple(_) => return None,
+            Truncation::Week => start.checked_add(7 * per_day),
+            Truncation::Months(months) => {
+                let (year, month, _) = civil_from_days(start.div_euclid(per_day));
+                let next = month + months;
+                let (year, month) = if next > 12 {
+                    (year + 1, next - 12)
+                } else {
+                    (year, next)
+                };
+                days_from_civil(year, month, 1).checked_mul(per_day)
+            }
+        };
+        Some((start, end.unwrap_or(i64::MAX)))
+    }
+
     /// `value` (in units of which `per_day` make a day) truncated; `None` on overflow.
     fn apply(self, value: i64, per_day: i64) -> Option<i64> {
         match self {
@@ -146,13 +168,30 @@ fn truncate<T: ArrowTimestampType>(
     let values = array.as_primitive_opt::<T>()?;
     // Only valid slots are computed; an overflow leaves the batch to DataFusion's function,
     // which reports it.
-    let truncated: PrimitiveArray<T> = values
-        .try_unary(|v| {
-            truncation
-                .apply(v, per_day)
-                .ok_or_else(|| ArrowError::ComputeError("overflow".into()))
-        })
-        .ok()?;
+    let overflow = || ArrowError::ComputeError("overflow".into());
+    let truncated: PrimitiveArray<T> = match truncation {
+        Truncation::Multiple(_) => values
+            .try_unary(|v| truncation.apply(v, per_day).ok_or_else(overflow))
+            .ok()?,
+        // Calendar periods take a civil date conversion each way; rows come in time order
+        // or a day at a time, so nearly every one falls in the previous row's period.
+        Truncation::Week | Truncation::Months(_) => {
+            let last = std::cell::Cell::new((1, 0));
+            values
+                .try_unary(|v| -> Result<i64, ArrowError> {
+                    let (start, end) = last.get();
+                    if start <= v && v < end {
+                        return Ok(start);
+                    }
+                    let Some((start, end)) = truncation.period(v, per_day) else {
+                        return Err(overflow());
+                    };
+                    last.set((start, end));
+                    Ok(start)
+                })
+                .ok()?
+        }
+    };
     Some(Arc::new(truncated.with_timezone_opt(tz)))
 }
 
@@ -383,7 +422,67 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_batch_across_period_boundaries_truncates_each_value() {
+        // Every month start of 2023–2025 and the microseconds either side, in time order:
+        // what a day-sorted scan feeds the memo.
+        let ours = DateTruncFunc::default();
+        let mut values = Vec::new();
+        for year in 2023..=2025 {
+            for month in 1..=12 {
+                let start = days_from_civil(year, month, 1) * 86_400_000_000;
+                values.extend([start - 1, start, start + 1]);
+            }
+        }
+        for granularity in ["week", "month", "quarter", "year"] {
+            let batch = invoke(
+                &ours,
+                granularity,
+                utc(values.iter().copied().map(Some).collect(), Some("UTC")),
+            );
+            let batch = batch.as_primitive::<TimestampMicrosecondType>();
+            let truncation = Truncation::of(granularity, TimeUnit::Microsecond).unwrap();
+            for (i, v) in values.iter().enumerate() {
+                assert_eq!(
+                    Some(batch.value(i)),
+                    truncation.apply(*v, 86_400_000_000),
+                    "{granularity} of {v}"
+                );
+            }
+        }
+    }
+
     proptest! {
+        #[test]
+        fn batches_truncate_as_their_values_do_one_at_a_time(
+            base in -2_000_000_000_000_000i64..4_000_000_000_000_000,
+            // Up to three years either side, sorted or not, so that consecutive values
+            // share a period, cross into the next, or jump back.
+            offsets in proptest::collection::vec(-94_000_000_000_000i64..94_000_000_000_000, 1..200),
+            sorted in any::<bool>(),
+            g in 4usize..8,
+        ) {
+            let ours = DateTruncFunc::default();
+            let mut values: Vec<i64> = offsets.iter().map(|o| base + o).collect();
+            if sorted {
+                values.sort_unstable();
+            }
+            let batch = invoke(
+                &ours,
+                GRANULARITIES[g],
+                utc(values.iter().copied().map(Some).collect(), Some("UTC")),
+            );
+            let batch = batch.as_primitive::<TimestampMicrosecondType>();
+            for (i, v) in values.iter().enumerate() {
+                let alone = invoke(&ours, GRANULARITIES[g], utc(vec![Some(*v)], Some("UTC")));
+                prop_assert_eq!(
+                    batch.value(i),
+                    alone.as_primitive::<TimestampMicrosecondType>().value(0),
+                    "{} of {}", GRANULARITIES[g], v
+                );
+            }
+        }
+
         #[test]
         fn any_utc_timestamp_truncates_as_datafusion_does(
             // Where DataFusion's nanosecond detour can represent it.
