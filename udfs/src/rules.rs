@@ -145,7 +145,15 @@ fn cost_of(tokens: i64, price: Option<Scaled>) -> Result<Option<i128>> {
         .and_then(|p| tokens.checked_mul(p))
         .and_then(|v| v.checked_mul(num))
     {
-        return Ok(Some(i128::from(div_round_64(product, divisor))));
+        // The usual divisors as constants, so the division compiles to a multiplication.
+        let cost = match divisor {
+            1_000 => div_round_64(product, 1_000),
+            2_000 => div_round_64(product, 2_000),
+            4_000 => div_round_64(product, 4_000),
+            10_000 => div_round_64(product, 10_000),
+            _ => div_round_64(product, divisor),
+        };
+        return Ok(Some(i128::from(cost)));
     }
     let product = i128::from(tokens)
         .checked_mul(p)
@@ -154,6 +162,7 @@ fn cost_of(tokens: i64, price: Option<Scaled>) -> Result<Option<i128>> {
     Ok(Some(div_round(product, i128::from(divisor))))
 }
 
+#[inline(always)]
 fn div_round_64(n: i64, d: i64) -> i64 {
     let q = n / d;
     let r = n % d;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Decimal128Builder, StructArray};
+use arrow::array::{ArrayRef, BooleanBufferBuilder, Decimal128Array, StructArray};
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::Result;
@@ -102,22 +102,30 @@ impl ScalarUDFImpl for UsageCostFunc {
         };
         let catalog = self.source.current()?;
         let parts = costing::compute(&catalog, &inputs, rows)?;
-        let mut builders: Vec<Decimal128Builder> = (0..PARTS.len())
-            .map(|_| Decimal128Builder::with_capacity(rows).with_data_type(args::cost_type()))
-            .collect();
-        let mut valid = Vec::with_capacity(rows);
+        // Five plain columns sharing the struct's validity: appending to five builders,
+        // each with its own null bitmap, was a tenth of a dashboard query's CPU.
+        let mut values: [Vec<i128>; PARTS.len()] =
+            std::array::from_fn(|_| Vec::with_capacity(rows));
+        let mut valid = BooleanBufferBuilder::new(rows);
         for p in &parts {
-            let values = p.map(|p| [p.input, p.cached_input, p.cache_write, p.output, p.request]);
-            for (k, b) in builders.iter_mut().enumerate() {
-                b.append_option(values.map(|v| v[k]));
+            let row = p.map_or([0; PARTS.len()], |p| {
+                [p.input, p.cached_input, p.cache_write, p.output, p.request]
+            });
+            for (column, v) in values.iter_mut().zip(row) {
+                column.push(v);
             }
-            valid.push(p.is_some());
+            valid.append(p.is_some());
         }
-        let columns: Vec<ArrayRef> = builders
-            .iter_mut()
-            .map(|b| Arc::new(b.finish()) as ArrayRef)
-            .collect();
-        let array = StructArray::try_new(fields(), columns, Some(NullBuffer::from(valid)))?;
+        let nulls = NullBuffer::new(valid.finish());
+        let nulls = (nulls.null_count() > 0).then_some(nulls);
+        let columns = values
+            .into_iter()
+            .map(|column| {
+                Decimal128Array::try_new(column.into(), nulls.clone())
+                    .map(|a| Arc::new(a.with_data_type(args::cost_type())) as ArrayRef)
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let array = StructArray::try_new(fields(), columns, nulls)?;
         Ok(ColumnarValue::Array(Arc::new(array)))
     }
 
