@@ -624,6 +624,28 @@ mod tests {
         assert!(parse_size("4 parsecs").is_err());
     }
 
+    /// Assert that running `sql` made an operator whose plan line contains `operator` spill.
+    async fn assert_spilled(engine: &Engine, sql: &str, operator: &str) {
+        let analyzed = engine
+            .sql(&format!("EXPLAIN ANALYZE {sql}"))
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("explain analyze");
+        let text = arrow::util::pretty::pretty_format_batches(&analyzed)
+            .expect("format")
+            .to_string();
+        let spilled = text.lines().any(|line| {
+            line.contains(operator)
+                && line
+                    .split("spill_count=")
+                    .nth(1)
+                    .is_some_and(|count| !count.starts_with('0'))
+        });
+        assert!(spilled, "{operator} did not spill:\n{text}");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn queries_larger_than_the_memory_limit_spill_and_complete() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -656,27 +678,13 @@ mod tests {
         assert_eq!(v.values().to_vec(), vec![6_000_000, 1]);
         assert_eq!(r.values().to_vec(), vec![1, 6_000_000]);
         // ...because the sort spilled (48 MB of keys in a 32 MiB pool).
-        let analyzed = engine
-            .sql(
-                "EXPLAIN ANALYZE SELECT max(r) FROM (SELECT row_number() OVER (ORDER BY v DESC) \
-                   AS r FROM generate_series(1, 6000000) AS t(v))",
-            )
-            .await
-            .expect("plan")
-            .collect()
-            .await
-            .expect("explain analyze");
-        let text = arrow::util::pretty::pretty_format_batches(&analyzed)
-            .expect("format")
-            .to_string();
-        let sort_spilled = text.lines().any(|line| {
-            line.contains("SortExec")
-                && line
-                    .split("spill_count=")
-                    .nth(1)
-                    .is_some_and(|count| !count.starts_with('0'))
-        });
-        assert!(sort_spilled, "{text}");
+        assert_spilled(
+            &engine,
+            "SELECT max(r) FROM (SELECT row_number() OVER (ORDER BY v DESC) \
+               AS r FROM generate_series(1, 6000000) AS t(v))",
+            "SortExec",
+        )
+        .await;
         let grouped = engine
             .sql(
                 "SELECT count(*), sum(c) FROM \
@@ -738,24 +746,7 @@ mod tests {
             "{total} vs {expected}"
         );
         // ...because the grouped aggregate spilled.
-        let analyzed = engine
-            .sql(&format!("EXPLAIN ANALYZE {summary}"))
-            .await
-            .expect("plan")
-            .collect()
-            .await
-            .expect("explain analyze");
-        let text = arrow::util::pretty::pretty_format_batches(&analyzed)
-            .expect("format")
-            .to_string();
-        let spilled = text.lines().any(|line| {
-            line.contains("AggregateExec: mode=FinalPartitioned")
-                && line
-                    .split("spill_count=")
-                    .nth(1)
-                    .is_some_and(|count| !count.starts_with('0'))
-        });
-        assert!(spilled, "{text}");
+        assert_spilled(&engine, &summary, "AggregateExec: mode=FinalPartitioned").await;
         engine.shutdown().await.expect("shutdown");
     }
 
