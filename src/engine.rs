@@ -624,6 +624,20 @@ mod tests {
         assert!(parse_size("4 parsecs").is_err());
     }
 
+    /// An engine on a fresh data directory whose users' pool is `bytes`, spilling into a
+    /// directory of its own; the directories live as long as the returned guard.
+    async fn engine_with_memory_limit(bytes: usize) -> (Engine, [tempfile::TempDir; 2]) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spill = tempfile::tempdir().expect("spill dir");
+        let config = EngineConfig {
+            memory_limit: bytes,
+            spill_dir: Some(spill.path().to_path_buf()),
+            ..EngineConfig::default()
+        };
+        let engine = Engine::open_with(dir.path(), config).await.expect("open");
+        (engine, [dir, spill])
+    }
+
     /// Assert that running `sql` made an operator whose plan line contains `operator` spill.
     async fn assert_spilled(engine: &Engine, sql: &str, operator: &str) {
         let analyzed = engine
@@ -648,14 +662,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn queries_larger_than_the_memory_limit_spill_and_complete() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let spill = tempfile::tempdir().expect("spill dir");
-        let config = EngineConfig {
-            memory_limit: 32 * 1024 * 1024,
-            spill_dir: Some(spill.path().to_path_buf()),
-            ..EngineConfig::default()
-        };
-        let engine = Engine::open_with(dir.path(), config).await.expect("open");
+        let (engine, _dirs) = engine_with_memory_limit(32 * 1024 * 1024).await;
         // 6M rows to sort (48 MB of keys alone) and 6M groups, in a 32 MiB pool.
         let sorted = engine
             .sql(
@@ -708,14 +715,7 @@ mod tests {
 
     #[tokio::test]
     async fn series_aggregates_over_more_points_than_the_memory_limit_spill_and_complete() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let spill = tempfile::tempdir().expect("spill dir");
-        let config = EngineConfig {
-            memory_limit: 40 * 1024 * 1024,
-            spill_dir: Some(spill.path().to_path_buf()),
-            ..EngineConfig::default()
-        };
-        let engine = Engine::open_with(dir.path(), config).await.expect("open");
+        let (engine, _dirs) = engine_with_memory_limit(40 * 1024 * 1024).await;
         // 20,000 groups of 90 daily points: 29 MB of points, and more as the aggregate
         // holds them, in a 40 MiB pool shared by two partitions. Group g's values are
         // g, g + 1, ..., so its linear forecast one day on is g + 90.
