@@ -173,34 +173,64 @@ fn div_round_64(n: i64, d: i64) -> i64 {
     }
 }
 
+/// A price row's token prices and request fee for one family, with the fallback rules
+/// applied: worked out once per picked row, so the row loop only multiplies.
+#[derive(Debug, Clone, Copy)]
+pub struct Rates {
+    input: Option<Scaled>,
+    cached_input: Option<Scaled>,
+    cache_write: Option<Scaled>,
+    cache_write_1h: Option<Scaled>,
+    output: Option<Scaled>,
+    per_request: Option<i128>,
+}
+
+impl Rates {
+    pub fn of(fam: Family, row: &PriceRow) -> Self {
+        let price = |kind| price_of(fam, row, kind);
+        Rates {
+            input: price(PriceKind::Input),
+            cached_input: price(PriceKind::CachedInput),
+            cache_write: price(PriceKind::CacheWrite),
+            cache_write_1h: price(PriceKind::CacheWrite1h),
+            output: price(PriceKind::Output),
+            per_request: row.per_request,
+        }
+    }
+
+    /// The cost parts of `tokens`; None if a kind of token they use has no price.
+    pub fn cost_parts(&self, tokens: &Tokens) -> Result<Option<CostParts>> {
+        let (Some(input), Some(cached_input), Some(write), Some(write_1h), Some(output)) = (
+            cost_of(tokens.input, self.input)?,
+            cost_of(tokens.cached_input, self.cached_input)?,
+            cost_of(tokens.cache_write, self.cache_write)?,
+            cost_of(tokens.cache_write_1h, self.cache_write_1h)?,
+            cost_of(tokens.output, self.output)?,
+        ) else {
+            return Ok(None);
+        };
+        // per_request is at scale 9; costs are at scale 12.
+        let request = self
+            .per_request
+            .map(|p| {
+                i128::from(tokens.requests)
+                    .saturating_mul(p)
+                    .saturating_mul(1000)
+            })
+            .unwrap_or(0);
+        Ok(Some(CostParts {
+            input,
+            cached_input,
+            cache_write: write + write_1h,
+            output,
+            request,
+        }))
+    }
+}
+
 /// The cost of `tokens` under `row`, or None when a needed price is missing.
 pub fn cost_parts(fam: Family, row: &PriceRow, tokens: &Tokens) -> Result<Option<CostParts>> {
-    let price = |kind| price_of(fam, row, kind);
-    let (Some(input), Some(cached_input), Some(write), Some(write_1h), Some(output)) = (
-        cost_of(tokens.input, price(PriceKind::Input))?,
-        cost_of(tokens.cached_input, price(PriceKind::CachedInput))?,
-        cost_of(tokens.cache_write, price(PriceKind::CacheWrite))?,
-        cost_of(tokens.cache_write_1h, price(PriceKind::CacheWrite1h))?,
-        cost_of(tokens.output, price(PriceKind::Output))?,
-    ) else {
-        return Ok(None);
-    };
-    // per_request is at scale 9; costs are at scale 12.
-    let request = row
-        .per_request
-        .map(|p| {
-            i128::from(tokens.requests)
-                .saturating_mul(p)
-                .saturating_mul(1000)
-        })
-        .unwrap_or(0);
-    Ok(Some(CostParts {
-        input,
-        cached_input,
-        cache_write: write + write_1h,
-        output,
-        request,
-    }))
+    Rates::of(fam, row).cost_parts(tokens)
 }
 
 /// Reject negative token counts with the value named (SQLSTATE 22023 at the wire).

@@ -96,11 +96,10 @@ impl ScalarUDFImpl for TokenCostFunc {
             region: None,
         };
         let catalog = self.source.current()?;
-        let parts = costing::compute(&catalog, &inputs, rows)?;
         let mut out = Decimal128Builder::with_capacity(rows).with_data_type(args::cost_type());
-        for p in parts {
-            out.append_option(p.map(|p| p.total()));
-        }
+        costing::compute(&catalog, &inputs, rows, |parts| {
+            out.append_option(parts.map(|p| p.total()))
+        })?;
         Ok(ColumnarValue::Array(Arc::new(out.finish())))
     }
 

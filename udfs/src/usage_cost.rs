@@ -101,21 +101,20 @@ impl ScalarUDFImpl for UsageCostFunc {
             requests: Some(args::int(&a[10], rows, "requests")?),
         };
         let catalog = self.source.current()?;
-        let parts = costing::compute(&catalog, &inputs, rows)?;
         // Five plain columns sharing the struct's validity: appending to five builders,
         // each with its own null bitmap, was a tenth of a dashboard query's CPU.
         let mut values: [Vec<i128>; PARTS.len()] =
             std::array::from_fn(|_| Vec::with_capacity(rows));
         let mut valid = BooleanBufferBuilder::new(rows);
-        for p in &parts {
-            let row = p.map_or([0; PARTS.len()], |p| {
+        costing::compute(&catalog, &inputs, rows, |parts| {
+            let row = parts.map_or([0; PARTS.len()], |p| {
                 [p.input, p.cached_input, p.cache_write, p.output, p.request]
             });
             for (column, v) in values.iter_mut().zip(row) {
                 column.push(v);
             }
-            valid.append(p.is_some());
-        }
+            valid.append(parts.is_some());
+        })?;
         let nulls = NullBuffer::new(valid.finish());
         let nulls = (nulls.null_count() > 0).then_some(nulls);
         let columns = values
