@@ -169,8 +169,8 @@ fn value(array: &Option<Int64Array>, i: usize, default: i64) -> Option<i64> {
 }
 
 /// Hands `emit` each row's cost parts in order; None where any input is NULL or no price
-/// applies. A sink rather than a vector of parts: that vector (96 bytes a row) was freed and
-/// faulted in again by every batch.
+/// applies. A sink rather than a vector of parts (96 bytes a row), which every batch
+/// allocated, filled and then copied into its output columns.
 pub fn compute(
     catalog: &PriceCatalog,
     c: &CostInputs,
