@@ -800,6 +800,37 @@ mod tests {
         }
     }
 
+    /// DataFusion copies an expensive call into each struct field read it pushes towards the
+    /// scan; `spend` must still cost every row once, below a filter on `ts` too.
+    #[tokio::test]
+    async fn spend_costs_each_row_once_below_a_filter() {
+        let engine = Engine::in_memory().await.expect("engine");
+        for query in [
+            "SELECT customer, sum(list_cost) FROM spend \
+             WHERE ts >= now() - INTERVAL '30 days' GROUP BY customer",
+            "SELECT sum(input_cost), sum(cached_cost), sum(cache_write_cost), \
+             sum(output_cost), sum(request_cost), sum(effective_cost) FROM spend \
+             WHERE ts >= TIMESTAMP '2026-10-01' AND team = 'search'",
+        ] {
+            let plan = engine
+                .sql(&format!("EXPLAIN {query}"))
+                .await
+                .expect("plan")
+                .collect()
+                .await
+                .expect("explain");
+            let text = arrow::util::pretty::pretty_format_batches(&plan)
+                .expect("format")
+                .to_string();
+            let physical = text.split("physical_plan").nth(1).expect("a physical plan");
+            assert_eq!(
+                physical.matches("usage_cost(").count(),
+                1,
+                "{query}\n{physical}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn an_in_memory_engine_can_load_the_bundled_catalog() {
         let engine = Engine::in_memory().await.expect("engine");

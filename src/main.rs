@@ -613,6 +613,9 @@ async fn serve(
         async move {
             shutdown_signal().await;
             let _ = stop.send(true);
+            // Not eprintln!: it panics when stderr is gone (a log pipe whose reader died),
+            // and this task must never die between the signal and the stop.
+            let _ = writeln!(std::io::stderr(), "spendql: shutting down");
         }
     });
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -775,7 +778,6 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-    eprintln!("spendql: shutting down");
 }
 
 /// `ingest --format openai-costs|anthropic-costs`: each file merged into `provider_costs`.
@@ -904,8 +906,9 @@ async fn print_cost_summary(engine: &Engine, run_started: i64) -> Result<()> {
            CAST(count(*) AS BIGINT) AS rows, \
            CAST(sum(input_tokens + cached_input_tokens + cache_write_tokens \
                     + cache_write_1h_tokens + output_tokens) AS BIGINT) AS tokens, \
-           CAST(sum(c['input_cost'] + c['cached_cost'] + c['cache_write_cost'] + c['output_cost'] \
-                    + c['request_cost']) AS VARCHAR) AS cost, \
+           CAST(sum(cost_part(c, 'input_cost') + cost_part(c, 'cached_cost') \
+                    + cost_part(c, 'cache_write_cost') + cost_part(c, 'output_cost') \
+                    + cost_part(c, 'request_cost')) AS VARCHAR) AS cost, \
            CAST(sum(CASE WHEN c IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS unpriced \
          FROM (SELECT provider, model, input_tokens, cached_input_tokens, cache_write_tokens, \
                  cache_write_1h_tokens, output_tokens, \

@@ -131,8 +131,9 @@ repeated AS (
 candidates AS (
   SELECT kind, team, feature, environment, provider, model, alternative, ts, requests,
     input_tokens, cached_input_tokens, output_tokens, list_cost,
-    alt['input_cost'] + alt['cached_cost'] + alt['cache_write_cost'] + alt['output_cost']
-      + alt['request_cost'] AS alternative_cost
+    cost_part(alt, 'input_cost') + cost_part(alt, 'cached_cost')
+      + cost_part(alt, 'cache_write_cost') + cost_part(alt, 'output_cost')
+      + cost_part(alt, 'request_cost') AS alternative_cost
   FROM (SELECT * FROM cheaper_model UNION ALL SELECT * FROM prompt_caching
         UNION ALL SELECT * FROM batch_api) AS repriced
   UNION ALL

@@ -7,6 +7,8 @@
 -- contract for the model wins over one for the whole provider). team, feature, customer,
 -- environment and cost_center are after the attribution rules (attribute()): applied at query
 -- time, so a corrected rule re-attributes history; values tagged at the source win.
+-- cost_part() reads the parts rather than parts['...']: DataFusion would copy the
+-- usage_cost() call into each field read below a filter on ts (see udfs/src/cost_part.rs).
 SELECT costed.*,
   list_cost - CAST(list_cost * discount_pct / 100 AS DECIMAL(38, 12)) AS effective_cost
 FROM (
@@ -24,11 +26,11 @@ SELECT
   u.source, u.ingested_at,
   u.attribution['cost_center'] AS cost_center,
   u.resolved_model,
-  u.parts['input_cost'] AS input_cost,
-  u.parts['cached_cost'] AS cached_cost,
-  u.parts['cache_write_cost'] AS cache_write_cost,
-  u.parts['output_cost'] AS output_cost,
-  u.parts['request_cost'] AS request_cost,
+  cost_part(u.parts, 'input_cost') AS input_cost,
+  cost_part(u.parts, 'cached_cost') AS cached_cost,
+  cost_part(u.parts, 'cache_write_cost') AS cache_write_cost,
+  cost_part(u.parts, 'output_cost') AS output_cost,
+  cost_part(u.parts, 'request_cost') AS request_cost,
   u.parts IS NOT NULL AS priced,
   COALESCE(cm.discount_pct, cp.discount_pct, CAST(0 AS DECIMAL(9, 4))) AS discount_pct
 FROM (

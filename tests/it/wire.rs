@@ -368,3 +368,46 @@ fn rollback_after_writes_warns_that_it_undid_nothing() {
         "{stderr}"
     );
 }
+
+/// A server whose stderr reader has gone (a log pipe whose collector died) still stops on
+/// SIGTERM, cleanly, and releases its data directory.
+#[test]
+fn sigterm_stops_a_server_whose_stderr_is_gone() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = crate::common::spendql()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn spendql serve");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    while !line.starts_with("spendql serving") {
+        line.clear();
+        let read = stderr.read_line(&mut line).expect("read stderr");
+        assert!(read > 0, "the server exited before serving");
+    }
+    drop(stderr);
+    let pid = child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(sent.expect("kill").success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server ignored SIGTERM once its stderr was gone");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "server exited with {status}");
+    let after = crate::common::sql_ok(dir.path(), "SELECT count(*) AS n FROM usage");
+    assert!(after.contains('0'), "{after}");
+}

@@ -20,6 +20,7 @@ pub mod attribute;
 pub mod attribution;
 pub mod catalog;
 pub mod change_impact;
+pub mod cost_part;
 mod costing;
 pub mod date_trunc;
 pub mod forecast;

@@ -9,6 +9,7 @@ use crate::attribute::AttributeFunc;
 use crate::attribution::RulesSource;
 use crate::catalog::CatalogSource;
 use crate::change_impact::ChangeImpactFunc;
+use crate::cost_part::CostPartFunc;
 use crate::date_trunc::DateTruncFunc;
 use crate::forecast::ForecastFunc;
 use crate::level_shift::LevelShiftFunc;
@@ -39,6 +40,7 @@ pub fn scalar_functions(
         Arc::new(ScalarUDF::new_from_impl(AttributeFunc::new(Arc::clone(
             rules,
         )))),
+        Arc::new(ScalarUDF::new_from_impl(CostPartFunc::default())),
     ]
 }
 
@@ -112,7 +114,7 @@ mod tests {
                 udaf.name()
             );
         }
-        assert_eq!(names.len(), 10);
+        assert_eq!(names.len(), 11);
     }
 
     #[test]

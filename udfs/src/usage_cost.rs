@@ -17,7 +17,8 @@ use crate::args;
 use crate::catalog::{CatalogHandle, CatalogSource, SourceHandle};
 use crate::costing::{self, CostInputs};
 
-const PARTS: [&str; 5] = [
+/// The parts, in the order of the STRUCT's fields.
+pub const PARTS: [&str; 5] = [
     "input_cost",
     "cached_cost",
     "cache_write_cost",
