@@ -9,9 +9,12 @@ use arrow::compute::kernels::zip::zip;
 use arrow::compute::{is_not_null, take};
 use arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::Result;
+use datafusion::common::ScalarValue;
+use datafusion::functions::core::expr_fn::named_struct;
+use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, TypeSignature,
-    Volatility,
+    Cast, ColumnarValue, Documentation, Expr, ScalarFunctionArgs, ScalarUDFImpl, Signature,
+    TypeSignature, Volatility, lit,
 };
 
 use crate::args;
@@ -104,6 +107,33 @@ impl ScalarUDFImpl for AttributeFunc {
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(DataType::Struct(fields()))
+    }
+
+    /// Without rules the result is the source values as they are: saying so as a
+    /// `named_struct` lets DataFusion resolve `attribute(...)['team']` to the `team` column,
+    /// so a query reads only the columns it uses instead of all ten arguments. The rules are
+    /// read when the statement is optimised, as `invoke_with_args` reads them when it runs.
+    fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> Result<ExprSimplifyResult> {
+        if args.len() != 10 || !self.rules.current()?.is_empty() {
+            return Ok(ExprSimplifyResult::Original(args));
+        }
+        let mut as_text = Vec::with_capacity(4);
+        for index in [7, 8, 9, 5] {
+            let arg = args[index].clone();
+            match info.get_data_type(&arg) {
+                Ok(DataType::Utf8) => as_text.push(arg),
+                Ok(_) => as_text.push(Expr::Cast(Cast::new(Box::new(arg), DataType::Utf8))),
+                Err(_) => return Ok(ExprSimplifyResult::Original(args)),
+            }
+        }
+        let none = || lit(ScalarValue::Utf8(None));
+        let values = as_text.into_iter().chain([none(), none()]);
+        let pairs = OUTPUT
+            .iter()
+            .zip(values)
+            .flat_map(|(name, value)| [lit(*name), value])
+            .collect();
+        Ok(ExprSimplifyResult::Simplified(named_struct(pairs)))
     }
 
     fn invoke_with_args(&self, call: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -329,5 +359,53 @@ mod tests {
         );
         assert_eq!(rows[2], vec![None, None, None, None, None, None]);
         assert_eq!(rows.len(), 4);
+    }
+
+    /// The physical plan of reading `team` from `attribute(...)`, and its answer.
+    async fn team_plan_and_values(rules: Vec<Rule>) -> (String, Vec<Option<String>>) {
+        let ctx = SessionContext::new();
+        let source: Arc<dyn RulesSource> =
+            Arc::new(StaticRules(Arc::new(AttributionRules::new(rules))));
+        ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(
+            AttributeFunc::new(source),
+        ));
+        let sql = format!("SELECT a['team'] AS team FROM ({ROWS}) AS t(a)");
+        let df = ctx.sql(&sql).await.expect("plan");
+        let plan = df
+            .clone()
+            .create_physical_plan()
+            .await
+            .expect("physical plan");
+        let plan = datafusion::physical_plan::displayable(plan.as_ref())
+            .indent(true)
+            .to_string();
+        let batches = df.collect().await.expect("run");
+        let values = batches
+            .iter()
+            .flat_map(|b| {
+                let col = b.column(0).as_string::<i32>();
+                (0..b.num_rows())
+                    .map(|i| col.is_valid(i).then(|| col.value(i).to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        (plan, values)
+    }
+
+    #[tokio::test]
+    async fn without_rules_a_field_read_is_the_source_column_and_nothing_is_called() {
+        let (plan, values) = team_plan_and_values(vec![]).await;
+        assert!(!plan.contains("attribute("), "{plan}");
+        assert_eq!(values, vec![None, s("search"), None, None]);
+        let rule = Rule {
+            rule_id: "k1".into(),
+            priority: 1,
+            api_key_id: Some("k1".into()),
+            team: Some("ads".into()),
+            ..Rule::default()
+        };
+        let (plan, values) = team_plan_and_values(vec![rule]).await;
+        assert!(plan.contains("attribute("), "{plan}");
+        assert_eq!(values, vec![s("ads"), s("search"), None, None]);
     }
 }
