@@ -11,14 +11,15 @@ use arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::Result;
 use datafusion::common::ScalarValue;
 use datafusion::functions::core::expr_fn::named_struct;
+use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
-    Cast, ColumnarValue, Documentation, Expr, ScalarFunctionArgs, ScalarUDFImpl, Signature,
-    TypeSignature, Volatility, lit,
+    Cast, ColumnarValue, Documentation, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, TypeSignature, Volatility, lit,
 };
 
 use crate::args;
-use crate::attribution::{RowKey, RulesHandle, RulesSource};
+use crate::attribution::{AttributionRules, RowKey, RulesHandle, RulesSource};
 use crate::catalog::SourceHandle;
 
 const OUTPUT: [&str; 6] = [
@@ -49,6 +50,42 @@ impl AttributeFunc {
             signature: Signature::new(TypeSignature::Any(10), Volatility::Stable),
             rules: SourceHandle(rules),
         }
+    }
+}
+
+impl AttributeFunc {
+    /// The call with the pure match columns (provider, api_key_id, project, model, tags)
+    /// that no rule sets replaced by NULL; environment stays, being an output too.
+    fn without_unused_match_columns(
+        &self,
+        mut args: Vec<Expr>,
+        rules: &AttributionRules,
+    ) -> ExprSimplifyResult {
+        let [provider, api_key_id, project, model, _environment, tags] = rules.match_columns_used();
+        let mut changed = false;
+        for (index, used) in [
+            (1, provider),
+            (2, api_key_id),
+            (3, project),
+            (4, model),
+            (6, tags),
+        ] {
+            if !used && !matches!(args[index], Expr::Literal(..)) {
+                args[index] = lit(ScalarValue::Utf8(None));
+                changed = true;
+            }
+        }
+        if !changed {
+            return ExprSimplifyResult::Original(args);
+        }
+        let same = AttributeFunc {
+            signature: self.signature.clone(),
+            rules: SourceHandle(Arc::clone(&self.rules.0)),
+        };
+        ExprSimplifyResult::Simplified(Expr::ScalarFunction(ScalarFunction::new_udf(
+            Arc::new(ScalarUDF::new_from_impl(same)),
+            args,
+        )))
     }
 }
 
@@ -111,11 +148,17 @@ impl ScalarUDFImpl for AttributeFunc {
 
     /// Without rules the result is the source values as they are: saying so as a
     /// `named_struct` lets DataFusion resolve `attribute(...)['team']` to the `team` column,
-    /// so a query reads only the columns it uses instead of all ten arguments. The rules are
-    /// read when the statement is optimised, as `invoke_with_args` reads them when it runs.
+    /// so a query reads only the columns it uses instead of all ten arguments. With rules, a
+    /// match column no rule sets becomes NULL (the key leaves it out anyway), so it is not
+    /// read either. The rules are read when the statement is optimised, as
+    /// `invoke_with_args` reads them when it runs.
     fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> Result<ExprSimplifyResult> {
-        if args.len() != 10 || !self.rules.current()?.is_empty() {
+        if args.len() != 10 {
             return Ok(ExprSimplifyResult::Original(args));
+        }
+        let rules = self.rules.current()?;
+        if !rules.is_empty() {
+            return Ok(self.without_unused_match_columns(args, &rules));
         }
         let mut as_text = Vec::with_capacity(4);
         for index in [7, 8, 9, 5] {
@@ -405,7 +448,18 @@ mod tests {
             ..Rule::default()
         };
         let (plan, values) = team_plan_and_values(vec![rule]).await;
-        assert!(plan.contains("attribute("), "{plan}");
+        // The rule matches on api_key_id only: provider, model and tags are not read.
+        let call = plan
+            .split("attribute(")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .unwrap_or_else(|| panic!("attribute is called: {plan}"));
+        let args: Vec<&str> = call.split(", ").collect();
+        assert_eq!(args.len(), 10, "{call}");
+        assert_ne!(args[2], "NULL", "api_key_id is read: {call}");
+        for unused in [1, 4, 6] {
+            assert_eq!(args[unused], "NULL", "argument {unused} of {call}");
+        }
         assert_eq!(values, vec![s("ads"), s("search"), None, None]);
     }
 }

@@ -212,6 +212,12 @@ impl AttributionRules {
         }
     }
 
+    /// Which match columns some rule sets: provider, api_key_id, project, model (by
+    /// `model_pattern`), environment, tags (by `tag_key`).
+    pub fn match_columns_used(&self) -> [bool; 6] {
+        self.used
+    }
+
     /// No rules.
     pub fn empty() -> Self {
         AttributionRules::new(Vec::new())
