@@ -65,7 +65,11 @@ fn psql_lists_and_describes_tables_views_and_databases() {
         ),
         "{functions}"
     );
-    assert_eq!(functions.lines().count(), 12, "{functions}");
+    assert!(
+        functions.contains("public|cost_part|numeric(38,12)|parts, name|func"),
+        "{functions}"
+    );
+    assert_eq!(functions.lines().count(), 13, "{functions}");
     let described = server.psql("tester", "\\x on\n\\df+ resolve_model\n");
     assert!(described.contains("Language|internal"), "{described}");
     assert!(described.contains("Description|"), "{described}");
