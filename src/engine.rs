@@ -638,18 +638,23 @@ mod tests {
         (engine, [dir, spill])
     }
 
-    /// Assert that running `sql` made an operator whose plan line contains `operator` spill.
-    async fn assert_spilled(engine: &Engine, sql: &str, operator: &str) {
-        let analyzed = engine
-            .sql(&format!("EXPLAIN ANALYZE {sql}"))
+    /// The text of `explain` (`EXPLAIN` or `EXPLAIN ANALYZE`) of `sql`.
+    async fn explained(engine: &Engine, explain: &str, sql: &str) -> String {
+        let plan = engine
+            .sql(&format!("{explain} {sql}"))
             .await
             .expect("plan")
             .collect()
             .await
-            .expect("explain analyze");
-        let text = arrow::util::pretty::pretty_format_batches(&analyzed)
+            .expect("explain");
+        arrow::util::pretty::pretty_format_batches(&plan)
             .expect("format")
-            .to_string();
+            .to_string()
+    }
+
+    /// Assert that running `sql` made an operator whose plan line contains `operator` spill.
+    async fn assert_spilled(engine: &Engine, sql: &str, operator: &str) {
+        let text = explained(engine, "EXPLAIN ANALYZE", sql).await;
         let spilled = text.lines().any(|line| {
             line.contains(operator)
                 && line
@@ -812,16 +817,7 @@ mod tests {
              sum(output_cost), sum(request_cost), sum(effective_cost) FROM spend \
              WHERE ts >= TIMESTAMP '2026-10-01' AND team = 'search'",
         ] {
-            let plan = engine
-                .sql(&format!("EXPLAIN {query}"))
-                .await
-                .expect("plan")
-                .collect()
-                .await
-                .expect("explain");
-            let text = arrow::util::pretty::pretty_format_batches(&plan)
-                .expect("format")
-                .to_string();
+            let text = explained(&engine, "EXPLAIN", query).await;
             let physical = text.split("physical_plan").nth(1).expect("a physical plan");
             assert_eq!(
                 physical.matches("usage_cost(").count(),
