@@ -5,7 +5,9 @@
 
 use std::sync::{Arc, LazyLock};
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::common::Result;
 
 /// `DECIMAL(38,12)`: USD amounts (costs, budgets, invoices, revenue).
 pub const MONEY: DataType = DataType::Decimal128(38, 12);
@@ -512,6 +514,38 @@ pub fn table_def(name: &str) -> Option<&'static TableDef> {
 /// The schema of `usage`.
 pub fn usage_schema() -> SchemaRef {
     Arc::clone(&TABLES[0].schema)
+}
+
+/// `schema` with its text columns as `Utf8View`, the type queries read them as.
+pub fn read_schema(schema: &Schema) -> SchemaRef {
+    let fields = schema.fields().iter().map(|field| match field.data_type() {
+        DataType::Utf8 => Arc::new(field.as_ref().clone().with_data_type(DataType::Utf8View)),
+        _ => Arc::clone(field),
+    });
+    Arc::new(Schema::new_with_metadata(
+        fields.collect::<Vec<_>>(),
+        schema.metadata().clone(),
+    ))
+}
+
+/// A stored batch as queries read it (`read_schema`); the cast shares the string buffers.
+pub fn for_reading(batch: &RecordBatch, read_schema: &SchemaRef) -> Result<RecordBatch> {
+    cast_batch(batch, read_schema)
+}
+
+/// A batch of `read_schema` (an INSERT's rows) as it is stored.
+pub fn for_storing(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    cast_batch(batch, schema)
+}
+
+fn cast_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| arrow::compute::cast(column, field.data_type()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
 }
 
 #[cfg(test)]

@@ -80,9 +80,11 @@ pub async fn flagged_at(engine: &Engine, now: DateTime<Utc>) -> Result<Vec<Flagg
     let batches = engine.background_sql(&sql).await?.collect().await?;
     let mut out = Vec::new();
     for batch in &batches {
-        let (Some(scope), Some(value), Some(day), Some(spend), Some(baseline)) = (
-            batch.column(0).as_string_opt::<i32>(),
-            batch.column(1).as_string_opt::<i32>(),
+        let (scope, value) = (
+            super::text_column(batch.column(0))?,
+            super::text_column(batch.column(1))?,
+        );
+        let (Some(day), Some(spend), Some(baseline)) = (
             batch.column(2).as_primitive_opt::<Int64Type>(),
             batch.column(3).as_primitive_opt::<Float64Type>(),
             batch.column(4).as_primitive_opt::<Float64Type>(),

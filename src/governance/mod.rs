@@ -20,3 +20,14 @@ pub mod webhook;
 
 pub use monitor::{Monitor, MonitorOptions};
 pub use status::{BudgetBook, BudgetState, Evaluation};
+
+use arrow::array::{ArrayRef, AsArray, StringArray};
+use arrow::datatypes::DataType;
+
+/// A text column of a query's result as `Utf8`, whichever string type the plan gave it
+/// (`usage` is read as `Utf8View`, configuration tables as `Utf8`).
+fn text_column(column: &ArrayRef) -> crate::error::Result<StringArray> {
+    Ok(arrow::compute::cast(column, &DataType::Utf8)?
+        .as_string::<i32>()
+        .clone())
+}

@@ -95,9 +95,12 @@ pub async fn evaluate_at(engine: &Engine, now: DateTime<Utc>) -> Result<Vec<Budg
 }
 
 fn read_states(batch: &RecordBatch, out: &mut Vec<BudgetState>) -> Result<()> {
+    // The text columns, by their index in the result.
+    let texts = [0, 1, 2, 3, 4, 10, 11, 12]
+        .map(|i| super::text_column(batch.column(i)).map(|column| (i, column)));
+    let texts = texts.into_iter().collect::<Result<Vec<_>>>()?;
     let text = |i: usize, row: usize| -> Option<String> {
-        let column = batch.column(i);
-        let column = column.as_string_opt::<i32>()?;
+        let (_, column) = texts.iter().find(|(index, _)| *index == i)?;
         column.is_valid(row).then(|| column.value(row).to_string())
     };
     let required = |i: usize, row: usize| {

@@ -83,6 +83,9 @@ pub struct UsageStore {
     /// `None` for an in-memory engine: nothing is written to disk.
     data_dir: Option<PathBuf>,
     schema: SchemaRef,
+    /// The schema queries see: text as `Utf8View`, so a scan hands on the Parquet
+    /// dictionary's strings without copying them into one buffer per batch.
+    read_schema: SchemaRef,
     snapshot: RwLock<Snapshot>,
     writer: Mutex<Writer>,
     defaults: HashMap<String, Expr>,
@@ -133,6 +136,7 @@ impl UsageStore {
         };
         let store = Arc::new(UsageStore {
             data_dir: data_dir.map(Path::to_path_buf),
+            read_schema: schema::read_schema(&schema),
             schema,
             snapshot: RwLock::new(snapshot),
             writer: Mutex::new(Writer {
@@ -405,7 +409,7 @@ impl UsageStore {
             ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)
-            .with_schema(Arc::clone(&self.schema));
+            .with_schema(Arc::clone(&self.read_schema));
         Ok(Some(ListingTable::try_new(config)?))
     }
 }
@@ -1081,9 +1085,13 @@ impl UsageStore {
             inputs.push(table.scan(state, projection, filters, limit).await?);
         }
         if !buffer.is_empty() || inputs.is_empty() {
+            let buffer = buffer
+                .iter()
+                .map(|batch| schema::for_reading(batch, &self.read_schema))
+                .collect::<DfResult<Vec<_>>>()?;
             inputs.push(MemorySourceConfig::try_new_exec(
                 &[buffer],
-                Arc::clone(&self.schema),
+                Arc::clone(&self.read_schema),
                 projection.cloned(),
             )?);
         }
@@ -1098,7 +1106,7 @@ pub struct UsageTable(pub Arc<UsageStore>);
 #[async_trait]
 impl TableProvider for UsageTable {
     fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.0.schema)
+        Arc::clone(&self.0.read_schema)
     }
 
     fn table_type(&self) -> TableType {
@@ -1139,6 +1147,7 @@ impl TableProvider for UsageTable {
         }
         let sink = UsageSink {
             store: Arc::clone(&self.0),
+            input_schema: Arc::clone(&self.0.read_schema),
         };
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
@@ -1148,6 +1157,8 @@ impl TableProvider for UsageTable {
 #[derive(Debug)]
 struct UsageSink {
     store: Arc<UsageStore>,
+    /// The table's schema as queries see it, which the rows arrive in.
+    input_schema: SchemaRef,
 }
 
 impl DisplayAs for UsageSink {
@@ -1159,7 +1170,7 @@ impl DisplayAs for UsageSink {
 #[async_trait]
 impl DataSink for UsageSink {
     fn schema(&self) -> &SchemaRef {
-        &self.store.schema
+        &self.input_schema
     }
 
     async fn write_all(
@@ -1169,7 +1180,7 @@ impl DataSink for UsageSink {
     ) -> DfResult<u64> {
         let mut batches = Vec::new();
         while let Some(batch) = data.next().await {
-            batches.push(batch?);
+            batches.push(schema::for_storing(&batch?, &self.store.schema)?);
         }
         let batch = concat_batches(&self.store.schema, &batches)?;
         let store = Arc::clone(&self.store);

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+use arrow::array::{ArrayRef, Int64Array, StringArray, StringViewArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::{DataFusionError, Result};
 use datafusion::logical_expr::ColumnarValue;
@@ -18,6 +18,17 @@ pub fn text(arg: &ColumnarValue, rows: usize, name: &str) -> Result<StringArray>
     array
         .as_any()
         .downcast_ref::<StringArray>()
+        .cloned()
+        .ok_or_else(|| DataFusionError::Plan(format!("{name} must be text")))
+}
+
+/// Text as views: a scan of `usage` hands its text on as `Utf8View`, and other text
+/// becomes views without copying its bytes.
+pub fn text_view(arg: &ColumnarValue, rows: usize, name: &str) -> Result<StringViewArray> {
+    let array = cast(arg, rows, &DataType::Utf8View)?;
+    array
+        .as_any()
+        .downcast_ref::<StringViewArray>()
         .cloned()
         .ok_or_else(|| DataFusionError::Plan(format!("{name} must be text")))
 }

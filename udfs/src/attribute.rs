@@ -4,9 +4,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, StringArray, StructArray, UInt32Builder, new_null_array};
+use arrow::array::{
+    Array, ArrayRef, StringArray, StringViewArray, StructArray, UInt32Builder, new_null_array,
+};
 use arrow::compute::kernels::zip::zip;
-use arrow::compute::{is_not_null, take};
+use arrow::compute::{cast, is_not_null, take};
 use arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::Result;
 use datafusion::common::ScalarValue;
@@ -34,7 +36,7 @@ const OUTPUT: [&str; 6] = [
 fn fields() -> Fields {
     OUTPUT
         .iter()
-        .map(|name| Field::new(*name, DataType::Utf8, true))
+        .map(|name| Field::new(*name, DataType::Utf8View, true))
         .collect()
 }
 
@@ -116,7 +118,7 @@ static DOC: std::sync::LazyLock<Documentation> = std::sync::LazyLock::new(|| {
 
 /// A value tagged at the source wins over the rule's.
 fn source_wins(
-    source: StringArray,
+    source: StringViewArray,
     by_rule: impl FnOnce() -> Result<ArrayRef>,
 ) -> Result<ArrayRef> {
     if source.null_count() == 0 {
@@ -129,7 +131,7 @@ fn source_wins(
     Ok(zip(&tagged, &source, &by_rule()?)?)
 }
 
-fn opt(array: &StringArray, i: usize) -> Option<&str> {
+fn opt(array: &StringViewArray, i: usize) -> Option<&str> {
     array.is_valid(i).then(|| array.value(i))
 }
 
@@ -164,12 +166,12 @@ impl ScalarUDFImpl for AttributeFunc {
         for index in [7, 8, 9, 5] {
             let arg = args[index].clone();
             match info.get_data_type(&arg) {
-                Ok(DataType::Utf8) => as_text.push(arg),
-                Ok(_) => as_text.push(Expr::Cast(Cast::new(Box::new(arg), DataType::Utf8))),
+                Ok(DataType::Utf8View) => as_text.push(arg),
+                Ok(_) => as_text.push(Expr::Cast(Cast::new(Box::new(arg), DataType::Utf8View))),
                 Err(_) => return Ok(ExprSimplifyResult::Original(args)),
             }
         }
-        let none = || lit(ScalarValue::Utf8(None));
+        let none = || lit(ScalarValue::Utf8View(None));
         let values = as_text.into_iter().chain([none(), none()]);
         let pairs = OUTPUT
             .iter()
@@ -204,7 +206,7 @@ impl ScalarUDFImpl for AttributeFunc {
             (8, "feature"),
             (9, "customer"),
         ]
-        .map(|(i, name)| args::text(&a[i], rows, name));
+        .map(|(i, name)| args::text_view(&a[i], rows, name));
         let (team, feature, customer, environment) = (team?, feature?, customer?, environment?);
         let rules = self.rules.current()?;
         if rules.is_empty() {
@@ -214,8 +216,8 @@ impl ScalarUDFImpl for AttributeFunc {
                 Arc::new(feature),
                 Arc::new(customer),
                 Arc::new(environment),
-                new_null_array(&DataType::Utf8, rows),
-                new_null_array(&DataType::Utf8, rows),
+                new_null_array(&DataType::Utf8View, rows),
+                new_null_array(&DataType::Utf8View, rows),
             ];
             let array = StructArray::try_new(fields(), columns, None)?;
             return Ok(ColumnarValue::Array(Arc::new(array)));
@@ -272,9 +274,9 @@ impl ScalarUDFImpl for AttributeFunc {
         // Columns no rule assigns, and rows tagged at the source, need no gathering.
         let gather = |values: &StringArray| -> Result<ArrayRef> {
             if values.null_count() == values.len() {
-                return Ok(new_null_array(&DataType::Utf8, rows));
+                return Ok(new_null_array(&DataType::Utf8View, rows));
             }
-            Ok(take(values, &decided, None)?)
+            Ok(cast(&take(values, &decided, None)?, &DataType::Utf8View)?)
         };
         let columns: Vec<ArrayRef> = vec![
             source_wins(team, || gather(team_rule))?,
@@ -321,7 +323,7 @@ mod tests {
                 out.push(
                     (0..OUTPUT.len())
                         .map(|c| {
-                            let col = s.column(c).as_string::<i32>();
+                            let col = s.column(c).as_string_view();
                             col.is_valid(row).then(|| col.value(row).to_string())
                         })
                         .collect(),
@@ -426,7 +428,7 @@ mod tests {
         let values = batches
             .iter()
             .flat_map(|b| {
-                let col = b.column(0).as_string::<i32>();
+                let col = b.column(0).as_string_view();
                 (0..b.num_rows())
                     .map(|i| col.is_valid(i).then(|| col.value(i).to_string()))
                     .collect::<Vec<_>>()

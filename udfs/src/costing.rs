@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use arrow::array::{Array, Int64Array, StringArray, TimestampMicrosecondArray};
+use arrow::array::{Array, Int64Array, StringViewArray, TimestampMicrosecondArray};
 use datafusion::common::Result;
 
 use crate::catalog::{PriceCatalog, PriceRow, Request, pick};
@@ -147,8 +147,8 @@ fn span_without_changes(series: &[PriceRow], ts: i64) -> (i64, i64) {
 /// Columns of a costing call; optional ones default (0 tokens, 1 request, standard tier,
 /// any region).
 pub struct CostInputs {
-    pub provider: StringArray,
-    pub model: StringArray,
+    pub provider: StringViewArray,
+    pub model: StringViewArray,
     pub ts: TimestampMicrosecondArray,
     pub input: Int64Array,
     pub output: Int64Array,
@@ -156,8 +156,8 @@ pub struct CostInputs {
     pub cache_write: Option<Int64Array>,
     pub cache_write_1h: Option<Int64Array>,
     pub requests: Option<Int64Array>,
-    pub service_tier: Option<StringArray>,
-    pub region: Option<StringArray>,
+    pub service_tier: Option<StringViewArray>,
+    pub region: Option<StringViewArray>,
 }
 
 fn value(array: &Option<Int64Array>, i: usize, default: i64) -> Option<i64> {
@@ -179,6 +179,10 @@ pub fn compute(
 ) -> Result<()> {
     let mut resolver = Resolver::new(catalog);
     let mut last_pick = LastPick::default();
+    // The last row resolved and its model. Equal views mean equal text, and rows decoded
+    // from one Parquet dictionary share their views: a compare of two u128s, not of bytes.
+    let mut last_resolved: Option<(usize, Option<Resolved<'_>>)> = None;
+    let (provider_views, model_views) = (c.provider.views(), c.model.views());
     for i in 0..rows {
         if c.provider.is_null(i)
             || c.model.is_null(i)
@@ -212,7 +216,17 @@ pub fn compute(
         rules::check_tokens("cache_write_tokens", tokens.cache_write)?;
         rules::check_tokens("cache_write_1h_tokens", tokens.cache_write_1h)?;
         rules::check_tokens("requests", tokens.requests)?;
-        let Some(resolved) = resolver.get(c.provider.value(i), c.model.value(i)) else {
+        let resolved = match last_resolved {
+            Some((last, resolved))
+                if provider_views[last] == provider_views[i]
+                    && model_views[last] == model_views[i] =>
+            {
+                resolved
+            }
+            _ => resolver.get(c.provider.value(i), c.model.value(i)),
+        };
+        last_resolved = Some((i, resolved));
+        let Some(resolved) = resolved else {
             emit(None);
             continue;
         };
@@ -237,13 +251,17 @@ pub fn compute(
 mod tests {
     use std::sync::Arc;
 
-    use arrow::array::{Decimal128Array, RecordBatch, Time64MicrosecondArray};
-    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use arrow::array::{
+        AsArray, Decimal128Array, DictionaryArray, RecordBatch, StringArray, Time64MicrosecondArray,
+    };
+    use arrow::datatypes::{DataType, Field, Int32Type, Schema, TimeUnit};
     use proptest::prelude::*;
 
     use super::*;
 
     const DAY: i64 = 86_400_000_000;
+    /// Longer than a view holds inline (12 bytes): equal text may have unequal views.
+    const M2: &str = "m2-with-a-long-context-tier";
     const USD: i128 = 1_000_000_000;
 
     /// (model, from day, to day, tier, region, min prompt tokens, window, input, output)
@@ -289,18 +307,8 @@ mod tests {
                 3 * USD,
                 9 * USD,
             ),
-            ("m2", 0, None, "standard", None, 0, None, USD, 2 * USD),
-            (
-                "m2",
-                0,
-                None,
-                "standard",
-                None,
-                1000,
-                None,
-                2 * USD,
-                4 * USD,
-            ),
+            (M2, 0, None, "standard", None, 0, None, USD, 2 * USD),
+            (M2, 0, None, "standard", None, 1000, None, 2 * USD, 4 * USD),
             (
                 "m3",
                 5,
@@ -409,7 +417,8 @@ mod tests {
     proptest! {
         /// Rows in time order (runs that hit the last pick) or shuffled (runs that miss it)
         /// cost exactly what each row costs on its own, across every price change, tier,
-        /// region, long-context threshold and time-of-day window of the catalog.
+        /// region, long-context threshold and time-of-day window of the catalog; with the
+        /// model's text in views shared as a Parquet dictionary decodes them, or not.
         #[test]
         fn memoised_picks_cost_what_each_row_costs_on_its_own(
             rows in proptest::collection::vec(
@@ -417,17 +426,30 @@ mod tests {
                 1..300,
             ),
             sorted in any::<bool>(),
+            shared_views in any::<bool>(),
         ) {
             let mut rows = rows;
             if sorted {
                 rows.sort_by_key(|r| (r.0, r.1));
             }
-            let models = ["m1", "m2", "m3", "unpriced"];
+            let models = ["m1", M2, "m3", "unpriced"];
+            let names = rows.iter().map(|r| models[r.0]).collect::<Vec<_>>();
+            // As a Parquet dictionary decodes: every row of a model shares one view.
+            let model = if shared_views {
+                let dictionary: DictionaryArray<Int32Type> = names.iter().copied().collect();
+                let views = arrow::compute::cast(&dictionary, &DataType::Utf8View).expect("cast");
+                views.as_string_view().clone()
+            } else {
+                StringViewArray::from(names)
+            };
+            let long = (0..model.len()).filter(|i| model.value(*i) == M2).collect::<Vec<_>>();
+            let views_shared = long.windows(2).all(|w| model.views()[w[0]] == model.views()[w[1]]);
+            prop_assert!(views_shared || !shared_views, "the dictionary's rows share views");
             let tiers = ["standard", "flex", "priority"];
             let regions = [None, Some("eu"), Some("us")];
             let inputs = CostInputs {
-                provider: StringArray::from(vec!["acme"; rows.len()]),
-                model: StringArray::from(rows.iter().map(|r| models[r.0]).collect::<Vec<_>>()),
+                provider: StringViewArray::from(vec!["acme"; rows.len()]),
+                model,
                 ts: TimestampMicrosecondArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>()),
                 input: Int64Array::from(rows.iter().map(|r| r.4).collect::<Vec<_>>()),
                 output: Int64Array::from(rows.iter().map(|r| r.5).collect::<Vec<_>>()),
@@ -435,10 +457,10 @@ mod tests {
                 cache_write: None,
                 cache_write_1h: None,
                 requests: None,
-                service_tier: Some(StringArray::from(
+                service_tier: Some(StringViewArray::from(
                     rows.iter().map(|r| tiers[r.2]).collect::<Vec<_>>(),
                 )),
-                region: Some(StringArray::from(
+                region: Some(StringViewArray::from(
                     rows.iter().map(|r| regions[r.3]).collect::<Vec<_>>(),
                 )),
             };

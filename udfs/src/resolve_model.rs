@@ -145,8 +145,8 @@ impl ScalarUDFImpl for ResolveModelFunc {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
-        let provider = args::text(&args.args[0], rows, "provider")?;
-        let model = args::text(&args.args[1], rows, "model")?;
+        let provider = args::text_view(&args.args[0], rows, "provider")?;
+        let model = args::text_view(&args.args[1], rows, "model")?;
         let catalog = self.source.current()?;
         // A batch has few distinct (provider, model) pairs: each is resolved once. foldhash,
         // and a look at the previous row first, keep the per-row cost to a compare or a

@@ -80,8 +80,8 @@ impl ScalarUDFImpl for TokenCostFunc {
             a.get(i).map(|v| args::int(v, rows, name)).transpose()
         };
         let inputs = CostInputs {
-            provider: args::text(&a[0], rows, "provider")?,
-            model: args::text(&a[1], rows, "model")?,
+            provider: args::text_view(&a[0], rows, "provider")?,
+            model: args::text_view(&a[1], rows, "model")?,
             ts: args::timestamp(&a[2], rows, "ts")?,
             input: args::int(&a[3], rows, "input_tokens")?,
             output: args::int(&a[4], rows, "output_tokens")?,
@@ -91,7 +91,7 @@ impl ScalarUDFImpl for TokenCostFunc {
             requests: None,
             service_tier: a
                 .get(7)
-                .map(|v| args::text(v, rows, "service_tier"))
+                .map(|v| args::text_view(v, rows, "service_tier"))
                 .transpose()?,
             region: None,
         };

@@ -89,11 +89,11 @@ impl ScalarUDFImpl for UsageCostFunc {
         let rows = call.number_rows;
         let a = &call.args;
         let inputs = CostInputs {
-            provider: args::text(&a[0], rows, "provider")?,
-            model: args::text(&a[1], rows, "model")?,
+            provider: args::text_view(&a[0], rows, "provider")?,
+            model: args::text_view(&a[1], rows, "model")?,
             ts: args::timestamp(&a[2], rows, "ts")?,
-            service_tier: Some(args::text(&a[3], rows, "service_tier")?),
-            region: Some(args::text(&a[4], rows, "region")?),
+            service_tier: Some(args::text_view(&a[3], rows, "service_tier")?),
+            region: Some(args::text_view(&a[4], rows, "region")?),
             input: args::int(&a[5], rows, "input_tokens")?,
             cached_input: Some(args::int(&a[6], rows, "cached_input_tokens")?),
             cache_write: Some(args::int(&a[7], rows, "cache_write_tokens")?),
