@@ -23,6 +23,27 @@ use spendql::{Engine, EngineConfig, Error, Result};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Turn transparent huge pages off for this process. mimalloc asks for them on its arenas,
+/// and the kernel then zeroes 2 MiB on a fault wherever it purged and reuses memory: on the
+/// 10M-row dashboard 10% of CPU samples were `clear_page_erms`, and peak RSS fell from
+/// 937–960 MiB to 662–674 MiB without them (ingest 14.4–14.9 s → 13.6 s). Best effort.
+fn disable_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and changes a flag of this
+        // process's memory map, which the kernel checks at each page fault.
+        let result = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+        if result != 0 {
+            let error = std::io::Error::last_os_error();
+            // Not eprintln!: it panics when stderr is gone.
+            let _ = writeln!(
+                std::io::stderr(),
+                "spendql: could not turn transparent huge pages off: {error}"
+            );
+        }
+    }
+}
+
 /// AI spend management in SQL: an analytics engine that speaks the PostgreSQL protocol.
 #[derive(Debug, Parser)]
 #[command(name = "spendql", version, about, long_about = None)]
@@ -348,6 +369,7 @@ fn blocking_threads() -> usize {
 }
 
 fn main() -> ExitCode {
+    disable_transparent_huge_pages();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
