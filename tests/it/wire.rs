@@ -373,25 +373,11 @@ fn rollback_after_writes_warns_that_it_undid_nothing() {
 /// SIGTERM, cleanly, and releases its data directory.
 #[test]
 fn sigterm_stops_a_server_whose_stderr_is_gone() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     use std::time::{Duration, Instant};
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = crate::common::spendql()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn spendql serve");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    while !line.starts_with("spendql serving") {
-        line.clear();
-        let read = stderr.read_line(&mut line).expect("read stderr");
-        assert!(read > 0, "the server exited before serving");
-    }
+    let (mut child, stderr) = serve_until_ready(dir.path());
     drop(stderr);
     let pid = child.id().to_string();
     let sent = Command::new("kill").args(["-TERM", &pid]).status();
@@ -417,13 +403,33 @@ fn sigterm_stops_a_server_whose_stderr_is_gone() {
 #[cfg(target_os = "linux")]
 #[test]
 fn the_server_runs_without_transparent_huge_pages() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, _stderr) = serve_until_ready(dir.path());
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()));
+    let _ = child.kill();
+    let _ = child.wait();
+    let status = status.expect("the server's /proc status");
+    let thp = status
+        .lines()
+        .find(|line| line.starts_with("THP_enabled:"))
+        .expect("a kernel that reports THP_enabled");
+    assert_eq!(thp.split_whitespace().nth(1), Some("0"), "{thp}");
+}
+
+/// `spendql serve` on `data` and a free port, once it has said it is serving; its stderr is
+/// returned still open.
+fn serve_until_ready(
+    data: &std::path::Path,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStderr>,
+) {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
 
-    let dir = tempfile::tempdir().expect("tempdir");
     let mut child = crate::common::spendql()
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.path())
+        .arg(data)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -435,13 +441,5 @@ fn the_server_runs_without_transparent_huge_pages() {
         let read = stderr.read_line(&mut line).expect("read stderr");
         assert!(read > 0, "the server exited before serving");
     }
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()));
-    let _ = child.kill();
-    let _ = child.wait();
-    let status = status.expect("the server's /proc status");
-    let thp = status
-        .lines()
-        .find(|line| line.starts_with("THP_enabled:"))
-        .expect("a kernel that reports THP_enabled");
-    assert_eq!(thp.split_whitespace().nth(1), Some("0"), "{thp}");
+    (child, stderr)
 }
