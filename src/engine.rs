@@ -333,6 +333,7 @@ impl Engine {
             models: table("models")?,
             cache: Mutex::new(None),
         });
+        storage.usage.set_prices(Arc::clone(&prices));
         let rules: Arc<dyn spendql_udfs::RulesSource> = Arc::new(TableRules {
             table: table("attribution_rules")?,
             cache: Mutex::new(None),
@@ -463,6 +464,12 @@ impl Engine {
                 Arc::new(crate::pricing::sql::PricingImport::new(Arc::clone(pricing))),
             );
         }
+        ctx.register_udtf(
+            crate::storage::priced::NAME,
+            Arc::new(crate::storage::priced::PricedUsage::new(Arc::clone(
+                &self.inner.storage.usage,
+            ))),
+        );
         ctx.register_udtf(
             crate::governance::budget_check::NAME,
             Arc::new(crate::governance::budget_check::BudgetCheck::new(

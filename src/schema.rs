@@ -516,6 +516,29 @@ pub fn usage_schema() -> SchemaRef {
     Arc::clone(&TABLES[0].schema)
 }
 
+/// The (precision, scale) of the cost parts stored in Parquet parts: see
+/// [`crate::storage::priced`].
+pub const STORED_COST_TYPE: (u8, i8) = (18, spendql_udfs::catalog::COST_SCALE);
+
+/// A Parquet part's schema when it stores its rows' cost parts: `usage`'s columns, then
+/// one `DECIMAL(18,12)` per part of `usage_cost`.
+pub fn usage_with_stored_costs() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        let (precision, scale) = STORED_COST_TYPE;
+        with_cost_parts(&usage_schema(), DataType::Decimal128(precision, scale))
+    });
+    Arc::clone(&SCHEMA)
+}
+
+/// `schema` followed by one nullable field of `data_type` per cost part.
+pub fn with_cost_parts(schema: &Schema, data_type: DataType) -> SchemaRef {
+    let parts = spendql_udfs::usage_cost::PARTS
+        .iter()
+        .map(|name| Arc::new(Field::new(*name, data_type.clone(), true)));
+    let fields: Vec<_> = schema.fields().iter().cloned().chain(parts).collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
 /// `schema` with its text columns as `Utf8View`, the type queries read them as.
 pub fn read_schema(schema: &Schema) -> SchemaRef {
     let fields = schema.fields().iter().map(|field| match field.data_type() {

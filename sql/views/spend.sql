@@ -1,5 +1,7 @@
 -- spend: every usage row with its cost. One row per usage row, never more.
--- usage_cost() prices the row from the catalog in force at ts: the model as resolve_model()
+-- priced_usage() is usage with each row's list cost parts, as usage_cost() prices the row
+-- from the catalog in force at ts (stored with the row when it was written, and priced
+-- again when read if the catalog has changed since; src/storage/priced.rs): the model as resolve_model()
 -- resolves it, the service tier, the region, the long-context tier (prompt tokens per
 -- request), time-of-day windows, cache reads and 5-minute / 1-hour cache writes, per-request
 -- fees, and the providers' documented cache prices where the catalog has none.
@@ -7,8 +9,6 @@
 -- contract for the model wins over one for the whole provider). team, feature, customer,
 -- environment and cost_center are after the attribution rules (attribute()): applied at query
 -- time, so a corrected rule re-attributes history; values tagged at the source win.
--- cost_part() reads the parts rather than parts['...']: DataFusion would copy the
--- usage_cost() call into each field read below a filter on ts (see udfs/src/cost_part.rs).
 SELECT costed.*,
   list_cost - CAST(list_cost * discount_pct / 100 AS DECIMAL(38, 12)) AS effective_cost
 FROM (
@@ -26,21 +26,15 @@ SELECT
   u.source, u.ingested_at,
   u.attribution['cost_center'] AS cost_center,
   u.resolved_model,
-  cost_part(u.parts, 'input_cost') AS input_cost,
-  cost_part(u.parts, 'cached_cost') AS cached_cost,
-  cost_part(u.parts, 'cache_write_cost') AS cache_write_cost,
-  cost_part(u.parts, 'output_cost') AS output_cost,
-  cost_part(u.parts, 'request_cost') AS request_cost,
-  u.parts IS NOT NULL AS priced,
+  u.input_cost, u.cached_cost, u.cache_write_cost, u.output_cost, u.request_cost,
+  u.input_cost IS NOT NULL AS priced,
   COALESCE(cm.discount_pct, cp.discount_pct, CAST(0 AS DECIMAL(9, 4))) AS discount_pct
 FROM (
-  SELECT usage.*,
+  SELECT priced.*,
     resolve_model(provider, model) AS resolved_model,
-    usage_cost(provider, model, ts, service_tier, region, input_tokens, cached_input_tokens,
-               cache_write_tokens, cache_write_1h_tokens, output_tokens, requests) AS parts,
     attribute(ts, provider, api_key_id, project, model, environment, tags,
               team, feature, customer) AS attribution
-  FROM usage
+  FROM priced_usage() AS priced
 ) AS u
 LEFT JOIN contracts cm
   ON cm.provider = u.provider AND cm.model = u.resolved_model

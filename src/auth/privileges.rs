@@ -25,6 +25,7 @@ use datafusion::logical_expr::{Filter, LogicalPlan, TableScan, TableSource, Writ
 use super::Role;
 use crate::governance::budget_check::BudgetCheckTable;
 use crate::pricing::sql::ImportTable;
+use crate::storage::priced::PricedUsageTable;
 use crate::storage::{ConfigTableProvider, UsageTable};
 
 /// Why a plan may not run.
@@ -156,8 +157,8 @@ fn scan_denial(scan: &TableScan, role: &Role) -> Option<String> {
             "role ingest can only INSERT or COPY into usage; it cannot read {table}"
         )),
         Role::Team(_) => {
-            let built_in = provider_is::<UsageTable>(&scan.source)
-                || provider_is::<ConfigTableProvider>(&scan.source);
+            let built_in =
+                is_usage(&scan.source) || provider_is::<ConfigTableProvider>(&scan.source);
             let generator = matches!(
                 table.table().trim_end_matches("()"),
                 "generate_series" | "range"
@@ -173,10 +174,15 @@ fn provider_is<T: TableProvider>(source: &Arc<dyn TableSource>) -> bool {
     source_as_provider(source).is_ok_and(|provider| provider.is::<T>())
 }
 
+/// A scan of `usage`'s rows: the table, or `priced_usage()` under `spend`.
+fn is_usage(source: &Arc<dyn TableSource>) -> bool {
+    provider_is::<UsageTable>(source) || provider_is::<PricedUsageTable>(source)
+}
+
 /// Put `attributed team = team` over every scan of `usage`, in subqueries too.
 fn scope_to_team(plan: LogicalPlan, team: &str, state: &SessionState) -> DfResult<LogicalPlan> {
     plan.transform_up_with_subqueries(|node| match node {
-        LogicalPlan::TableScan(scan) if provider_is::<UsageTable>(&scan.source) => {
+        LogicalPlan::TableScan(scan) if is_usage(&scan.source) => {
             if scan.projection.is_some() || !scan.filters.is_empty() || scan.fetch.is_some() {
                 // Plans are scoped before optimisation, when scans are still whole.
                 return plan_err!("cannot scope an optimised scan of usage to a team");

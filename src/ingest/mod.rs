@@ -805,8 +805,13 @@ fn read_parquet(
     let input_schema = Arc::clone(builder.schema());
     let usage = schema::usage_schema();
     let def = schema::table_def("usage");
-    for field in input_schema.fields() {
-        if usage.field_with_name(field.name()).is_err() {
+    // The cost parts that SpendQL's own Parquet parts store are derived, not usage: they
+    // are priced again here, so a part copied from a data directory ingests as usage.
+    let mut read = Vec::with_capacity(input_schema.fields().len());
+    for (index, field) in input_schema.fields().iter().enumerate() {
+        if usage.field_with_name(field.name()).is_ok() {
+            read.push(index);
+        } else if !spendql_udfs::usage_cost::PARTS.contains(&field.name().as_str()) {
             return Err(header_error(
                 name,
                 field.name(),
@@ -814,6 +819,7 @@ fn read_parquet(
             ));
         }
     }
+    let read = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), read);
     for required in required_columns() {
         if input_schema.field_with_name(&required).is_err() {
             return Err(header_error(
@@ -825,6 +831,7 @@ fn read_parquet(
     }
     let reader = builder
         .with_batch_size(BATCH_ROWS)
+        .with_projection(read)
         .build()
         .map_err(|e| bad(&e))?;
     let mut first_row = 1u64;

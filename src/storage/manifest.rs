@@ -21,6 +21,10 @@ pub struct UsageFile {
     pub day: String,
     pub rows: u64,
     pub bytes: u64,
+    /// The fingerprint of the price catalog the file's stored cost parts were priced
+    /// with ([`spendql_udfs::PriceCatalog::fingerprint`]); None when it stores none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prices: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,6 +96,7 @@ mod tests {
             day: "2026-01-01".into(),
             rows: 3,
             bytes: 100,
+            prices: Some("00ff".into()),
         });
         m.wal_checkpoint = 4;
         m.store(dir.path()).expect("store");

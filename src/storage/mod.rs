@@ -13,6 +13,7 @@ pub mod config;
 pub mod dedupe;
 pub mod durable;
 pub mod manifest;
+pub mod priced;
 pub mod usage;
 pub mod wal;
 

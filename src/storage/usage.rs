@@ -13,11 +13,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
-use arrow::array::{Array, AsArray, BooleanArray, RecordBatch, UInt32Array};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
 use arrow::compute::{concat_batches, filter_record_batch, take_record_batch};
-use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
+use arrow::datatypes::{Decimal128Type, SchemaRef, TimestampMicrosecondType};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::{DataFusionError, Result as DfResult};
@@ -30,13 +30,15 @@ use datafusion::datasource::sink::{DataSink, DataSinkExec};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::dml::InsertOp;
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::logical_expr::{ColumnarValue, Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use spendql_udfs::usage_cost;
+use spendql_udfs::{CatalogSource, PriceCatalog};
 
 use super::dedupe::{DayGroups, EventIdIndex, IdSet, day_of_micros, day_string};
 use super::durable;
@@ -91,6 +93,9 @@ pub struct UsageStore {
     defaults: HashMap<String, Expr>,
     /// Counts commits that stored rows, so budget evaluation runs after each one.
     commits: tokio::sync::watch::Sender<u64>,
+    /// The price catalog in force: new Parquet parts store each row's cost parts priced
+    /// with it (see [`crate::storage::priced`]). Set once by the engine.
+    prices: OnceLock<Arc<dyn CatalogSource>>,
 }
 
 /// What opening found in the data directory.
@@ -146,8 +151,31 @@ impl UsageStore {
             }),
             defaults,
             commits: tokio::sync::watch::Sender::new(0),
+            prices: OnceLock::new(),
         });
         Ok((store, report))
+    }
+
+    /// Price the rows of new Parquet parts with `source`'s catalog (the first call wins).
+    pub fn set_prices(&self, source: Arc<dyn CatalogSource>) {
+        let _ = self.prices.set(source);
+    }
+
+    /// The catalog in force; None before [`UsageStore::set_prices`] or when it cannot be
+    /// built (rows are then costed when read, which reports why).
+    pub(crate) fn catalog(&self) -> Option<Arc<PriceCatalog>> {
+        self.prices.get().and_then(|source| source.current().ok())
+    }
+
+    /// The published files and the rows only in the WAL, as one consistent view.
+    pub(crate) fn contents(&self) -> (Vec<UsageFile>, Vec<RecordBatch>) {
+        let snap = self.read_snapshot();
+        (snap.files.clone(), snap.buffer.clone())
+    }
+
+    /// The schema queries read `usage` with.
+    pub(crate) fn read_schema(&self) -> &SchemaRef {
+        &self.read_schema
     }
 
     /// A receiver that changes after every commit that stored rows.
@@ -356,8 +384,15 @@ impl UsageStore {
         let all = concat_batches(&self.schema, &buffer)?;
         let mut manifest = writer.manifest.clone();
         let mut new_files = Vec::new();
+        let catalog = self.catalog();
         for (day, rows) in split_by_day(&all)? {
-            let file = write_part(&dir, &mut manifest, day, std::slice::from_ref(&rows))?;
+            let file = write_part(
+                &dir,
+                &mut manifest,
+                day,
+                std::slice::from_ref(&rows),
+                catalog.clone(),
+            )?;
             new_files.push(file);
         }
         manifest.usage_files.extend(new_files.iter().cloned());
@@ -391,7 +426,12 @@ impl UsageStore {
         }
     }
 
-    fn table_for_files(&self, files: &[UsageFile]) -> DfResult<Option<ListingTable>> {
+    /// `files` as one table of `schema`: `read_schema`, or it with the stored cost parts.
+    pub(crate) fn listing_table(
+        &self,
+        files: &[UsageFile],
+        schema: SchemaRef,
+    ) -> DfResult<Option<ListingTable>> {
         let Some(dir) = &self.data_dir else {
             return Ok(None);
         };
@@ -409,7 +449,7 @@ impl UsageStore {
             ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)
-            .with_schema(Arc::clone(&self.read_schema));
+            .with_schema(schema);
         Ok(Some(ListingTable::try_new(config)?))
     }
 }
@@ -549,7 +589,8 @@ fn settle_part(
         let mut writer = store.lock_writer();
         part_path(dir, &mut writer.manifest, part.day)
     };
-    let mut settled = StagedPart::create(part.day, relative, full, Encoding::Compact)?;
+    let mut settled =
+        StagedPart::create(part.day, relative, full, Encoding::Compact, store.catalog())?;
     let file = File::open(&part.tmp).map_err(|e| Error::io(&part.tmp, e))?;
     let unreadable = |e: &dyn std::fmt::Display| Error::corrupt(&part.tmp, e.to_string());
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
@@ -721,13 +762,71 @@ fn write_part(
     manifest: &mut Manifest,
     day: i32,
     batches: &[RecordBatch],
+    catalog: Option<Arc<PriceCatalog>>,
 ) -> Result<UsageFile> {
     let (relative, full) = part_path(dir, manifest, day);
-    let mut staged = StagedPart::create(day, relative, full, Encoding::Compact)?;
+    let mut staged = StagedPart::create(day, relative, full, Encoding::Compact, catalog)?;
     for batch in batches {
         staged.write(batch)?;
     }
     staged.publish()
+}
+
+/// `batch` with its rows' cost parts appended, as [`schema::usage_with_stored_costs`].
+fn with_stored_costs(batch: &RecordBatch, costs: &mut StoredCosts) -> Result<RecordBatch> {
+    let schema = schema::usage_with_stored_costs();
+    let parts = match stored_cost_columns(&costs.catalog, batch) {
+        Some(parts) => parts,
+        None => {
+            costs.complete = false;
+            schema.fields()[batch.num_columns()..]
+                .iter()
+                .map(|field| arrow::array::new_null_array(field.data_type(), batch.num_rows()))
+                .collect()
+        }
+    };
+    let mut columns = batch.columns().to_vec();
+    columns.extend(parts);
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// The largest cost part stored, exclusive: `DECIMAL(18,12)` holds under $1M a row.
+const STORED_COST_LIMIT: u128 = 10u128.pow(18);
+
+/// The cost parts of `batch`'s rows as stored: `DECIMAL(18,12)`, which Parquet keeps as
+/// 8-byte integers (a `DECIMAL(38,12)` is 16 big-endian bytes, several times slower to
+/// decode). None when the rows cannot be priced here (a negative count: the query that
+/// prices them reports it) or a part does not fit.
+fn stored_cost_columns(catalog: &PriceCatalog, batch: &RecordBatch) -> Option<Vec<ArrayRef>> {
+    let rows = batch.num_rows();
+    let args = usage_cost::ARGUMENTS
+        .iter()
+        .map(|name| {
+            batch
+                .column_by_name(name)
+                .map(|c| ColumnarValue::Array(Arc::clone(c)))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let inputs = usage_cost::inputs(&args, rows).ok()?;
+    let parts = usage_cost::parts_array(catalog, &inputs, rows).ok()?;
+    parts
+        .columns()
+        .iter()
+        .map(|part| {
+            let part = part.as_primitive_opt::<Decimal128Type>()?;
+            let fits = part
+                .values()
+                .iter()
+                .all(|v| v.unsigned_abs() < STORED_COST_LIMIT);
+            let (precision, scale) = schema::STORED_COST_TYPE;
+            fits.then(|| {
+                part.clone()
+                    .with_precision_and_scale(precision, scale)
+                    .ok()
+                    .map(|narrow| Arc::new(narrow) as ArrayRef)
+            })?
+        })
+        .collect()
 }
 
 /// A Parquet part being written at its temporary path.
@@ -740,21 +839,39 @@ struct StagedPart {
     rows: u64,
     /// Set once the file is at its final path; until then dropping removes it.
     published: bool,
+    /// The catalog the part's rows are priced with, when it stores their costs.
+    costs: Option<StoredCosts>,
+}
+
+/// Cost parts stored with a part's rows.
+struct StoredCosts {
+    catalog: Arc<PriceCatalog>,
+    /// False once a batch could not be priced: its costs are then NULL and the part is
+    /// published without a catalog fingerprint, so readers price it themselves.
+    complete: bool,
 }
 
 impl StagedPart {
-    fn create(day: i32, relative: String, full: PathBuf, encoding: Encoding) -> Result<Self> {
+    /// A part at `full`'s temporary path; with a `catalog`, it also stores each row's cost
+    /// parts priced with it.
+    fn create(
+        day: i32,
+        relative: String,
+        full: PathBuf,
+        encoding: Encoding,
+        catalog: Option<Arc<PriceCatalog>>,
+    ) -> Result<Self> {
         if let Some(parent) = full.parent() {
             durable::create_dir_durable(parent)?;
         }
         let tmp = durable::tmp_path(&full);
         let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let writer = ArrowWriter::try_new(
-            file,
-            schema::usage_schema(),
-            Some(writer_properties(encoding)),
-        )
-        .map_err(|e| Error::corrupt(&tmp, e))?;
+        let file_schema = match catalog {
+            Some(_) => schema::usage_with_stored_costs(),
+            None => schema::usage_schema(),
+        };
+        let writer = ArrowWriter::try_new(file, file_schema, Some(writer_properties(encoding)))
+            .map_err(|e| Error::corrupt(&tmp, e))?;
         Ok(StagedPart {
             day,
             relative,
@@ -763,10 +880,22 @@ impl StagedPart {
             writer: Some(writer),
             rows: 0,
             published: false,
+            costs: catalog.map(|catalog| StoredCosts {
+                catalog,
+                complete: true,
+            }),
         })
     }
 
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let priced;
+        let batch = match self.costs.as_mut() {
+            Some(costs) => {
+                priced = with_stored_costs(batch, costs)?;
+                &priced
+            }
+            None => batch,
+        };
         if let Some(w) = self.writer.as_mut() {
             w.write(batch).map_err(|e| Error::corrupt(&self.tmp, e))?;
             self.rows += batch.num_rows() as u64;
@@ -805,6 +934,11 @@ impl StagedPart {
             day: day_string(self.day),
             rows: self.rows,
             bytes,
+            prices: self
+                .costs
+                .as_ref()
+                .filter(|costs| costs.complete)
+                .map(|costs| costs.catalog.fingerprint().to_string()),
         })
     }
 }
@@ -916,7 +1050,13 @@ impl BulkWriter {
                 std::collections::hash_map::Entry::Vacant(v) => {
                     let mut writer = self.store.lock_writer();
                     let (relative, full) = part_path(&dir, &mut writer.manifest, day);
-                    v.insert(StagedPart::create(day, relative, full, Encoding::Lean)?)
+                    v.insert(StagedPart::create(
+                        day,
+                        relative,
+                        full,
+                        Encoding::Lean,
+                        None,
+                    )?)
                 }
             };
             part.write(&rows)?;
@@ -1076,12 +1216,24 @@ impl UsageStore {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let (files, buffer) = {
-            let snap = self.read_snapshot();
-            (snap.files.clone(), snap.buffer.clone())
-        };
+        let (files, buffer) = self.contents();
+        self.scan_contents(state, &files, &buffer, projection, filters, limit)
+            .await
+    }
+
+    /// Plan a scan (in [`UsageStore::read_schema`]) over `files` and `buffer`, the
+    /// buffered rows; an empty scan when both are empty.
+    pub(crate) async fn scan_contents(
+        &self,
+        state: &dyn Session,
+        files: &[UsageFile],
+        buffer: &[RecordBatch],
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
-        if let Some(table) = self.table_for_files(&files)? {
+        if let Some(table) = self.listing_table(files, Arc::clone(&self.read_schema))? {
             inputs.push(table.scan(state, projection, filters, limit).await?);
         }
         if !buffer.is_empty() || inputs.is_empty() {

@@ -227,6 +227,14 @@ fn ingest_parquet_round_trips_an_export() {
         ),
         "event_id,input_tokens\na,100\nb,200\n"
     );
+    // The parts carry their rows' stored costs; ingest prices the rows again instead.
+    let costs = "SELECT event_id, list_cost FROM spend ORDER BY event_id";
+    let copied = sql_ok(&dst, costs);
+    assert_eq!(copied, sql_ok(&src, costs));
+    assert!(
+        copied.starts_with("event_id,list_cost\na,0.0003"),
+        "{copied}"
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

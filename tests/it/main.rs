@@ -12,4 +12,5 @@ mod durability;
 mod otlp;
 mod providers;
 mod reports;
+mod stored_costs;
 mod wire;

@@ -123,6 +123,8 @@ pub struct PriceCatalog {
     aliases: HashMap<String, HashMap<String, String>>,
     /// provider → (LIKE pattern, canonical model), in catalog order.
     patterns: HashMap<String, Vec<(String, String)>>,
+    /// What the catalog was built from, hashed: see [`PriceCatalog::fingerprint`].
+    fingerprint: String,
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Arc<dyn Array>> {
@@ -168,6 +170,38 @@ fn price_column(batch: &RecordBatch, name: &str) -> Result<Option<Decimal128Arra
     ))
 }
 
+/// Every value of every column of `pricing` then `models`, as text, hashed twice with
+/// different seeds (128 bits), together with the crate version: a release that prices
+/// differently must not trust costs stored by another.
+fn fingerprint_of(pricing: &[RecordBatch], models: &[RecordBatch]) -> Result<String> {
+    use std::hash::{BuildHasher, Hasher};
+    let seeds = [0x5eed_0001_u64, 0x5eed_0002];
+    let mut hashers =
+        seeds.map(|seed| foldhash::quality::FixedState::with_seed(seed).build_hasher());
+    let mut feed = |bytes: &[u8]| {
+        for h in &mut hashers {
+            h.write(bytes);
+            h.write_u8(0xff);
+        }
+    };
+    feed(env!("CARGO_PKG_VERSION").as_bytes());
+    let options = arrow::util::display::FormatOptions::default().with_null("\\N");
+    for (table, batches) in [("pricing", pricing), ("models", models)] {
+        feed(table.as_bytes());
+        for batch in batches {
+            for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+                feed(field.name().as_bytes());
+                let formatter = arrow::util::display::ArrayFormatter::try_new(column, &options)?;
+                for row in 0..batch.num_rows() {
+                    feed(formatter.value(row).to_string().as_bytes());
+                }
+            }
+        }
+    }
+    let [a, b] = hashers.map(|h| h.finish());
+    Ok(format!("{a:016x}{b:016x}"))
+}
+
 fn opt<T>(valid: bool, value: T) -> Option<T> {
     valid.then_some(value)
 }
@@ -175,7 +209,10 @@ fn opt<T>(valid: bool, value: T) -> Option<T> {
 impl PriceCatalog {
     /// Build from `pricing` rows and `models` rows (either may be empty).
     pub fn from_batches(pricing: &[RecordBatch], models: &[RecordBatch]) -> Result<Self> {
-        let mut catalog = PriceCatalog::default();
+        let mut catalog = PriceCatalog {
+            fingerprint: fingerprint_of(pricing, models)?,
+            ..PriceCatalog::default()
+        };
         for batch in pricing {
             catalog.add_prices(batch)?;
         }
@@ -188,6 +225,13 @@ impl PriceCatalog {
             catalog.add_models(batch)?;
         }
         Ok(catalog)
+    }
+
+    /// A hash of the rows the catalog was built from and of this costing code's version:
+    /// equal fingerprints price every usage row alike, so costs stored with one stay
+    /// right while the catalog's fingerprint is unchanged. Stable across processes.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     fn add_prices(&mut self, batch: &RecordBatch) -> Result<()> {

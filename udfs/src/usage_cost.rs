@@ -14,8 +14,26 @@ use datafusion::logical_expr::{
 };
 
 use crate::args;
-use crate::catalog::{CatalogHandle, CatalogSource, SourceHandle};
+use crate::catalog::{CatalogHandle, CatalogSource, PriceCatalog, SourceHandle};
 use crate::costing::{self, CostInputs};
+
+/// The function's name.
+pub const NAME: &str = "usage_cost";
+
+/// The arguments, in order, named as `usage`'s columns that `spend` passes.
+pub const ARGUMENTS: [&str; 11] = [
+    "provider",
+    "model",
+    "ts",
+    "service_tier",
+    "region",
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "requests",
+];
 
 /// The parts, in the order of the STRUCT's fields.
 pub const PARTS: [&str; 5] = [
@@ -26,7 +44,64 @@ pub const PARTS: [&str; 5] = [
     "request_cost",
 ];
 
-fn fields() -> Fields {
+/// The function's eleven arguments, in its order, as costing's columns.
+pub fn inputs(a: &[ColumnarValue], rows: usize) -> Result<CostInputs> {
+    if a.len() != ARGUMENTS.len() {
+        return datafusion::common::exec_err!(
+            "usage_cost takes {} arguments, got {}",
+            ARGUMENTS.len(),
+            a.len()
+        );
+    }
+    Ok(CostInputs {
+        provider: args::text_view(&a[0], rows, "provider")?,
+        model: args::text_view(&a[1], rows, "model")?,
+        ts: args::timestamp(&a[2], rows, "ts")?,
+        service_tier: Some(args::text_view(&a[3], rows, "service_tier")?),
+        region: Some(args::text_view(&a[4], rows, "region")?),
+        input: args::int(&a[5], rows, "input_tokens")?,
+        cached_input: Some(args::int(&a[6], rows, "cached_input_tokens")?),
+        cache_write: Some(args::int(&a[7], rows, "cache_write_tokens")?),
+        cache_write_1h: Some(args::int(&a[8], rows, "cache_write_1h_tokens")?),
+        output: args::int(&a[9], rows, "output_tokens")?,
+        requests: Some(args::int(&a[10], rows, "requests")?),
+    })
+}
+
+/// The parts of `rows` rows as `usage_cost` returns them: also what storage keeps with
+/// each Parquet part, so that queries read rather than compute them.
+pub fn parts_array(
+    catalog: &PriceCatalog,
+    inputs: &CostInputs,
+    rows: usize,
+) -> Result<StructArray> {
+    // Five plain columns sharing the struct's validity: appending to five builders,
+    // each with its own null bitmap, was a tenth of a dashboard query's CPU.
+    let mut values: [Vec<i128>; PARTS.len()] = std::array::from_fn(|_| Vec::with_capacity(rows));
+    let mut valid = BooleanBufferBuilder::new(rows);
+    costing::compute(catalog, inputs, rows, |parts| {
+        let row = parts.map_or([0; PARTS.len()], |p| {
+            [p.input, p.cached_input, p.cache_write, p.output, p.request]
+        });
+        for (column, v) in values.iter_mut().zip(row) {
+            column.push(v);
+        }
+        valid.append(parts.is_some());
+    })?;
+    let nulls = NullBuffer::new(valid.finish());
+    let nulls = (nulls.null_count() > 0).then_some(nulls);
+    let columns = values
+        .into_iter()
+        .map(|column| {
+            Decimal128Array::try_new(column.into(), nulls.clone())
+                .map(|a| Arc::new(a.with_data_type(args::cost_type())) as ArrayRef)
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(StructArray::try_new(fields(), columns, nulls)?)
+}
+
+/// The STRUCT's fields: the [`PARTS`], each `DECIMAL(38,12)`.
+pub fn fields() -> Fields {
     PARTS
         .iter()
         .map(|name| Field::new(*name, args::cost_type(), true))
@@ -74,7 +149,7 @@ static DOC: std::sync::LazyLock<Documentation> = std::sync::LazyLock::new(|| {
 
 impl ScalarUDFImpl for UsageCostFunc {
     fn name(&self) -> &str {
-        "usage_cost"
+        NAME
     }
 
     fn signature(&self) -> &Signature {
@@ -87,45 +162,9 @@ impl ScalarUDFImpl for UsageCostFunc {
 
     fn invoke_with_args(&self, call: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = call.number_rows;
-        let a = &call.args;
-        let inputs = CostInputs {
-            provider: args::text_view(&a[0], rows, "provider")?,
-            model: args::text_view(&a[1], rows, "model")?,
-            ts: args::timestamp(&a[2], rows, "ts")?,
-            service_tier: Some(args::text_view(&a[3], rows, "service_tier")?),
-            region: Some(args::text_view(&a[4], rows, "region")?),
-            input: args::int(&a[5], rows, "input_tokens")?,
-            cached_input: Some(args::int(&a[6], rows, "cached_input_tokens")?),
-            cache_write: Some(args::int(&a[7], rows, "cache_write_tokens")?),
-            cache_write_1h: Some(args::int(&a[8], rows, "cache_write_1h_tokens")?),
-            output: args::int(&a[9], rows, "output_tokens")?,
-            requests: Some(args::int(&a[10], rows, "requests")?),
-        };
+        let inputs = inputs(&call.args, rows)?;
         let catalog = self.source.current()?;
-        // Five plain columns sharing the struct's validity: appending to five builders,
-        // each with its own null bitmap, was a tenth of a dashboard query's CPU.
-        let mut values: [Vec<i128>; PARTS.len()] =
-            std::array::from_fn(|_| Vec::with_capacity(rows));
-        let mut valid = BooleanBufferBuilder::new(rows);
-        costing::compute(&catalog, &inputs, rows, |parts| {
-            let row = parts.map_or([0; PARTS.len()], |p| {
-                [p.input, p.cached_input, p.cache_write, p.output, p.request]
-            });
-            for (column, v) in values.iter_mut().zip(row) {
-                column.push(v);
-            }
-            valid.append(parts.is_some());
-        })?;
-        let nulls = NullBuffer::new(valid.finish());
-        let nulls = (nulls.null_count() > 0).then_some(nulls);
-        let columns = values
-            .into_iter()
-            .map(|column| {
-                Decimal128Array::try_new(column.into(), nulls.clone())
-                    .map(|a| Arc::new(a.with_data_type(args::cost_type())) as ArrayRef)
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let array = StructArray::try_new(fields(), columns, nulls)?;
+        let array = parts_array(&catalog, &inputs, rows)?;
         Ok(ColumnarValue::Array(Arc::new(array)))
     }
 

@@ -1,0 +1,152 @@
+//! Costs stored with the rows at ingest, and priced again when the catalog changes: driven
+//! through the CLI, so every step is a new process reading the data directory.
+
+use std::path::Path;
+
+use crate::common::{spendql, sql_ok};
+
+/// Each row's parts as `spend` answers them.
+const SPEND_PARTS: &str = "SELECT event_id, input_cost, cached_cost, cache_write_cost, \
+    output_cost, request_cost, priced FROM spend ORDER BY event_id";
+
+/// The same, priced by `usage_cost` over `usage` in this statement.
+const PRICED_NOW: &str = "SELECT event_id, p['input_cost'] AS input_cost, \
+    p['cached_cost'] AS cached_cost, p['cache_write_cost'] AS cache_write_cost, \
+    p['output_cost'] AS output_cost, p['request_cost'] AS request_cost, \
+    p IS NOT NULL AS priced FROM (SELECT event_id, usage_cost(provider, model, ts, \
+    service_tier, region, input_tokens, cached_input_tokens, cache_write_tokens, \
+    cache_write_1h_tokens, output_tokens, requests) AS p FROM usage) ORDER BY event_id";
+
+fn ingest(data: &Path, file: &Path) {
+    let out = spendql()
+        .args(["ingest", "--format", "csv", "--data"])
+        .arg(data)
+        .arg(file)
+        .output()
+        .expect("ingest");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The catalog fingerprint of each Parquet part in the manifest (None: no stored costs).
+fn fingerprints(data: &Path) -> Vec<Option<String>> {
+    let text = std::fs::read_to_string(data.join("manifest.json")).expect("manifest");
+    let manifest: serde_json::Value = serde_json::from_str(&text).expect("json");
+    manifest["usage_files"]
+        .as_array()
+        .expect("usage_files")
+        .iter()
+        .map(|file| file["prices"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// How many times the physical plan of `sum(list_cost)` prices rows itself.
+fn priced_when_read(data: &Path) -> usize {
+    let plan = sql_ok(data, "EXPLAIN SELECT sum(list_cost) FROM spend");
+    let physical = plan.split("physical_plan").nth(1).expect("a physical plan");
+    physical.matches("usage_cost(").count()
+}
+
+/// `event_id`'s list cost in `spend`.
+fn list_cost(data: &Path, event_id: &str) -> String {
+    let out = sql_ok(
+        data,
+        &format!("SELECT list_cost FROM spend WHERE event_id = '{event_id}'"),
+    );
+    out.lines().nth(1).expect("one row").to_string()
+}
+
+#[test]
+fn costs_stored_at_ingest_serve_spend_until_a_price_changes_then_rows_are_priced_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    sql_ok(
+        &data,
+        "INSERT INTO pricing (provider, model, effective_from, input_per_mtok, \
+         cached_input_per_mtok, output_per_mtok, per_request) VALUES \
+         ('acme', 'm1', TIMESTAMP '2026-01-01 00:00:00', 1.25, 0.125, 2.5, 0.001)",
+    );
+    let first = dir.path().join("first.csv");
+    std::fs::write(
+        &first,
+        "event_id,ts,provider,model,service_tier,input_tokens,cached_input_tokens,output_tokens,requests\n\
+         a,2026-10-01T10:00:00Z,acme,m1,standard,1000000,200000,3,1\n\
+         b,2026-10-02T10:00:00Z,acme,m1,standard,7,0,1000000,2\n\
+         c,2026-10-03T10:00:00Z,acme,unknown-model,standard,5,0,5,1\n\
+         d,2026-10-03T11:00:00Z,openai,gpt-4o,batch,1234,100,567,1\n\
+         e,2026-10-03T12:00:00Z,anthropic,claude-sonnet-4,standard,10,0,20,1\n",
+    )
+    .expect("write csv");
+    ingest(&data, &first);
+
+    // Every part was priced at ingest; a new process finds the same catalog and reads them.
+    let stamps = fingerprints(&data);
+    assert_eq!(stamps.len(), 3, "one part per day");
+    assert!(stamps.iter().all(Option::is_some), "{stamps:?}");
+    assert_eq!(priced_when_read(&data), 0);
+    let stored = sql_ok(&data, SPEND_PARTS);
+    assert_eq!(stored, sql_ok(&data, PRICED_NOW));
+    // To the last digit: 1M input at $1.25, 200k cache reads at $0.125, 3 output at $2.50,
+    // one request at $0.001.
+    assert_eq!(list_cost(&data, "a"), "1.276007500000");
+    assert!(stored.contains("\nc,,,,,,false\n"), "{stored}");
+
+    // A corrected price from 2026-10-02 on: rows from then are priced again when read.
+    sql_ok(
+        &data,
+        "INSERT INTO pricing (provider, model, effective_from, input_per_mtok, output_per_mtok) \
+         VALUES ('acme', 'm1', TIMESTAMP '2026-10-02 00:00:00', 1, 4)",
+    );
+    assert_eq!(priced_when_read(&data), 1);
+    assert_eq!(list_cost(&data, "b"), "4.000007000000");
+    assert_eq!(list_cost(&data, "a"), "1.276007500000");
+    assert_eq!(sql_ok(&data, SPEND_PARTS), sql_ok(&data, PRICED_NOW));
+
+    // New parts store costs under the new catalog; the old ones are still priced when
+    // read, and one query reads both.
+    let second = dir.path().join("second.csv");
+    std::fs::write(
+        &second,
+        "event_id,ts,provider,model,input_tokens,output_tokens\n\
+         f,2026-10-04T10:00:00Z,acme,m1,2000000,0\n",
+    )
+    .expect("write csv");
+    ingest(&data, &second);
+    let stamps = fingerprints(&data);
+    assert_eq!(stamps.len(), 4);
+    assert_ne!(stamps[0], stamps[3], "{stamps:?}");
+    assert_eq!(list_cost(&data, "f"), "2.000000000000");
+    assert_eq!(sql_ok(&data, SPEND_PARTS), sql_ok(&data, PRICED_NOW));
+    assert_eq!(
+        sql_ok(
+            &data,
+            "SELECT sum(list_cost) AS total FROM spend WHERE provider = 'acme'"
+        ),
+        "total\n7.276014500000\n"
+    );
+}
+
+#[test]
+fn rows_inserted_over_sql_are_priced_when_compacted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    sql_ok(
+        &data,
+        "INSERT INTO pricing (provider, model, effective_from, input_per_mtok, output_per_mtok) \
+         VALUES ('acme', 'm1', TIMESTAMP '2026-01-01 00:00:00', 2, 8)",
+    );
+    // The statement's process folds the write-ahead log into a part as it exits.
+    sql_ok(
+        &data,
+        "INSERT INTO usage (event_id, ts, provider, model, input_tokens, output_tokens) VALUES \
+         ('a', TIMESTAMP '2026-10-01 10:00:00', 'acme', 'm1', 500000, 250000)",
+    );
+    let stamps = fingerprints(&data);
+    assert_eq!(stamps.len(), 1);
+    assert!(stamps[0].is_some(), "{stamps:?}");
+    assert_eq!(priced_when_read(&data), 0);
+    assert_eq!(list_cost(&data, "a"), "3.000000000000");
+}
