@@ -114,6 +114,10 @@ pub struct EngineConfig {
     pub compact_interval: Duration,
     /// Written to the LOCK file, shown to a second process that tries the directory.
     pub holder: String,
+    /// Rewrite, in the background, Parquet parts whose stored costs were priced under
+    /// another catalog, so that reads use stored costs again. Long-running servers do;
+    /// one-shot commands leave it to them.
+    pub reprice_stale_parts: bool,
 }
 
 impl Default for EngineConfig {
@@ -125,6 +129,7 @@ impl Default for EngineConfig {
             compact_rows: 200_000,
             compact_interval: Duration::from_secs(30),
             holder: format!("spendql (pid {})", std::process::id()),
+            reprice_stale_parts: false,
         }
     }
 }
@@ -577,6 +582,7 @@ impl Engine {
         let mut stop = self.inner.stop.subscribe();
         let threshold = self.inner.config.compact_rows;
         let interval = self.inner.config.compact_interval;
+        let reprice = self.inner.config.reprice_stale_parts;
         let handle = tokio::spawn(async move {
             let mut since_last = Duration::ZERO;
             let tick = Duration::from_millis(500).min(interval);
@@ -587,15 +593,22 @@ impl Engine {
                 }
                 since_last += tick;
                 let buffered = usage.buffered_rows();
-                if buffered == 0 || (buffered < threshold && since_last < interval) {
-                    continue;
+                if buffered > 0 && (buffered >= threshold || since_last >= interval) {
+                    since_last = Duration::ZERO;
+                    let usage = Arc::clone(&usage);
+                    match tokio::task::spawn_blocking(move || usage.compact()).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => tracing::error!("usage compaction failed (will retry): {e}"),
+                        Err(e) => tracing::error!("usage compaction task failed: {e}"),
+                    }
                 }
-                since_last = Duration::ZERO;
-                let usage = Arc::clone(&usage);
-                match tokio::task::spawn_blocking(move || usage.compact()).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::error!("usage compaction failed (will retry): {e}"),
-                    Err(e) => tracing::error!("usage compaction task failed: {e}"),
+                if reprice {
+                    let usage = Arc::clone(&usage);
+                    match tokio::task::spawn_blocking(move || usage.maintain_stored_costs()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::error!("re-pricing usage failed (will retry): {e}"),
+                        Err(e) => tracing::error!("re-pricing task failed: {e}"),
+                    }
                 }
             }
         });

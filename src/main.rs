@@ -618,11 +618,11 @@ async fn serve(
         Some((addr, mapping)) => Some((bind(addr).await?, mapping)),
         None => None,
     };
-    let engine = Engine::open_with(
-        &dir,
-        engine_config(data, file, format!("spendql serve (listening on {local})"))?,
-    )
-    .await?;
+    let config = EngineConfig {
+        reprice_stale_parts: true,
+        ..engine_config(data, file, format!("spendql serve (listening on {local})"))?
+    };
+    let engine = Engine::open_with(&dir, config).await?;
     report_open(&engine);
     if demo {
         write_demo(&engine, 42, false).await?;
@@ -928,16 +928,10 @@ async fn print_cost_summary(engine: &Engine, run_started: i64) -> Result<()> {
            CAST(count(*) AS BIGINT) AS rows, \
            CAST(sum(input_tokens + cached_input_tokens + cache_write_tokens \
                     + cache_write_1h_tokens + output_tokens) AS BIGINT) AS tokens, \
-           CAST(sum(cost_part(c, 'input_cost') + cost_part(c, 'cached_cost') \
-                    + cost_part(c, 'cache_write_cost') + cost_part(c, 'output_cost') \
-                    + cost_part(c, 'request_cost')) AS VARCHAR) AS cost, \
-           CAST(sum(CASE WHEN c IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS unpriced \
-         FROM (SELECT provider, model, input_tokens, cached_input_tokens, cache_write_tokens, \
-                 cache_write_1h_tokens, output_tokens, \
-                 usage_cost(provider, model, ts, service_tier, region, input_tokens, \
-                   cached_input_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, \
-                   requests) AS c \
-               FROM usage WHERE ingested_at >= to_timestamp_micros({run_started})) \
+           CAST(sum(input_cost + cached_cost + cache_write_cost + output_cost \
+                    + request_cost) AS VARCHAR) AS cost, \
+           CAST(sum(CASE WHEN input_cost IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS unpriced \
+         FROM priced_usage() WHERE ingested_at >= to_timestamp_micros({run_started}) \
          GROUP BY 1, 2 ORDER BY unpriced DESC, rows DESC"
     );
     let batches = engine.sql(&query).await?.collect().await?;

@@ -35,6 +35,19 @@ pub struct Manifest {
     /// The next number for a Parquet part file.
     pub next_part: u64,
     pub usage_files: Vec<UsageFile>,
+    /// Parts replaced by a rewrite (re-priced after a catalog change), kept on disk for
+    /// queries planned before the swap and deleted once old enough or at the next open.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<RetiredFile>,
+}
+
+/// A part no longer in the table, awaiting deletion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetiredFile {
+    /// Relative to the data directory.
+    pub path: String,
+    /// When it left the table, in seconds since the Unix epoch.
+    pub retired_at: u64,
 }
 
 impl Default for Manifest {
@@ -44,6 +57,7 @@ impl Default for Manifest {
             wal_checkpoint: 0,
             next_part: 1,
             usage_files: Vec::new(),
+            retired: Vec::new(),
         }
     }
 }

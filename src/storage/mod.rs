@@ -59,6 +59,9 @@ impl Storage {
         let lock = take_lock(dir, holder)?;
         durable::remove_tmp_files(dir)?;
         let (usage, report) = UsageStore::open(Some(dir), id_cache_entries, defaults_for("usage"))?;
+        // No query of this process can still be reading a part retired by an earlier one.
+        usage.purge_retired(u64::MAX)?;
+        usage.remove_unlisted_parts()?;
         let tables_dir = dir.join("tables");
         let config = open_config_tables(Some(&tables_dir))?;
         Ok(Storage {

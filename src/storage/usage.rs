@@ -42,7 +42,7 @@ use spendql_udfs::{CatalogSource, PriceCatalog};
 
 use super::dedupe::{DayGroups, EventIdIndex, IdSet, day_of_micros, day_string};
 use super::durable;
-use super::manifest::{Manifest, UsageFile};
+use super::manifest::{Manifest, RetiredFile, UsageFile};
 use super::wal::{self, Wal};
 use crate::error::{Error, Result};
 use crate::schema;
@@ -55,6 +55,14 @@ const BULK_BUFFER_BYTES: usize = 64 * 1024 * 1024;
 const BULK_PENDING_ROWS: usize = 256 * 1024;
 /// Settling a bulk write's day part sorts at most this many rows at a time.
 const SETTLE_CHUNK_ROWS: usize = 256 * 1024;
+/// Parts re-priced per call of [`UsageStore::maintain_stored_costs`], so that one call
+/// (one tick of the background task) stays short.
+const REPRICE_PARTS_PER_CALL: usize = 4;
+/// How long a part replaced by a rewrite stays on disk for queries planned before the
+/// swap, as Delta Lake keeps files for a retention period before VACUUM. A query still
+/// opening files this long after it was planned fails to find one: an error, never a
+/// wrong answer.
+pub const RETIRED_GRACE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Counts from one write.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +104,9 @@ pub struct UsageStore {
     /// The price catalog in force: new Parquet parts store each row's cost parts priced
     /// with it (see [`crate::storage::priced`]). Set once by the engine.
     prices: OnceLock<Arc<dyn CatalogSource>>,
+    /// (part, catalog fingerprint) pairs re-pricing found rows it cannot price in: not
+    /// tried again under that catalog.
+    unpriceable: Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 /// What opening found in the data directory.
@@ -152,8 +163,228 @@ impl UsageStore {
             defaults,
             commits: tokio::sync::watch::Sender::new(0),
             prices: OnceLock::new(),
+            unpriceable: Mutex::default(),
         });
         Ok((store, report))
+    }
+
+    /// Background upkeep of stored costs: rewrite a few parts priced under another catalog
+    /// (after a price is added or corrected, or written before costs were stored), and
+    /// delete parts retired longer than [`RETIRED_GRACE`] ago. Blocking.
+    pub fn maintain_stored_costs(&self) -> Result<()> {
+        self.reprice_stale(REPRICE_PARTS_PER_CALL)?;
+        let cutoff = unix_seconds().saturating_sub(RETIRED_GRACE.as_secs());
+        self.purge_retired(cutoff)?;
+        Ok(())
+    }
+
+    /// Rewrite up to `limit` parts whose stored costs are not the current catalog's, with
+    /// their costs priced under it. Returns the parts rewritten. Blocking.
+    pub fn reprice_stale(&self, limit: usize) -> Result<usize> {
+        let (Some(dir), Some(catalog)) = (self.data_dir.clone(), self.catalog()) else {
+            return Ok(0);
+        };
+        let stale: Vec<UsageFile> = {
+            let unpriceable = self.unpriceable.lock().unwrap_or_else(|p| p.into_inner());
+            self.read_snapshot()
+                .files
+                .iter()
+                .filter(|file| file.prices.as_deref() != Some(catalog.fingerprint()))
+                .filter(|file| {
+                    !unpriceable.contains(&(file.path.clone(), catalog.fingerprint().into()))
+                })
+                .take(limit)
+                .cloned()
+                .collect()
+        };
+        let mut rewritten = 0;
+        for old in stale {
+            if self.reprice_part(&dir, &old, &catalog)? {
+                rewritten += 1;
+            } else {
+                self.unpriceable
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert((old.path, catalog.fingerprint().into()));
+            }
+        }
+        Ok(rewritten)
+    }
+
+    /// Rewrite `old` as a new part with costs priced under `catalog` and swap it in with
+    /// one manifest update; `old` is retired, not deleted. False when its rows cannot all
+    /// be priced (nothing is swapped) or it left the table meanwhile.
+    fn reprice_part(
+        &self,
+        dir: &Path,
+        old: &UsageFile,
+        catalog: &Arc<PriceCatalog>,
+    ) -> Result<bool> {
+        use parquet::arrow::ProjectionMask;
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let source = dir.join(&old.path);
+        let day = chrono::NaiveDate::parse_from_str(&old.day, "%Y-%m-%d")
+            .map_err(|e| Error::corrupt(&source, format!("manifest day {:?}: {e}", old.day)))?
+            .signed_duration_since(chrono::NaiveDate::default())
+            .num_days();
+        let day = i32::try_from(day).map_err(|_| Error::corrupt(&source, "day out of range"))?;
+        let unreadable = |e: &dyn std::fmt::Display| Error::corrupt(&source, e.to_string());
+        let file = File::open(&source).map_err(|e| Error::io(&source, e))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| unreadable(&e))?;
+        // Only `usage`'s columns: the costs are what is being replaced.
+        let usage_columns: Vec<usize> = builder
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, field)| self.schema.field_with_name(field.name()).is_ok())
+            .map(|(i, _)| i)
+            .collect();
+        let mask = ProjectionMask::roots(builder.parquet_schema(), usage_columns);
+        let reader = builder
+            .with_projection(mask)
+            .with_batch_size(ROW_GROUP_ROWS)
+            .build()
+            .map_err(|e| unreadable(&e))?;
+        let (relative, full) = {
+            let mut writer = self.lock_writer();
+            part_path(dir, &mut writer.manifest, day)
+        };
+        let mut part = StagedPart::create(
+            day,
+            relative,
+            full,
+            Encoding::Compact,
+            Some(Arc::clone(catalog)),
+        )?;
+        for batch in reader {
+            let batch = batch.map_err(|e| unreadable(&e))?;
+            // By name: a part written before a column was added reads it as NULLs.
+            let columns = self
+                .schema
+                .fields()
+                .iter()
+                .map(|field| match batch.column_by_name(field.name()) {
+                    Some(column) => arrow::compute::cast(column, field.data_type()),
+                    None => Ok(arrow::array::new_null_array(
+                        field.data_type(),
+                        batch.num_rows(),
+                    )),
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            part.write(&RecordBatch::try_new(Arc::clone(&self.schema), columns)?)?;
+        }
+        if !part.costs.as_ref().is_some_and(|costs| costs.complete) {
+            // `part` drops here, removing its temporary file.
+            return Ok(false);
+        }
+        let new = part.publish()?;
+        let remove_new = || {
+            let _ = std::fs::remove_file(dir.join(&new.path));
+        };
+        let mut writer = self.lock_writer();
+        let Some(index) = writer
+            .manifest
+            .usage_files
+            .iter()
+            .position(|file| file.path == old.path)
+        else {
+            remove_new();
+            return Ok(false);
+        };
+        let mut manifest = writer.manifest.clone();
+        manifest.usage_files[index] = new.clone();
+        manifest.retired.push(RetiredFile {
+            path: old.path.clone(),
+            retired_at: unix_seconds(),
+        });
+        if let Err(e) = manifest.store(dir) {
+            remove_new();
+            return Err(e);
+        }
+        writer.manifest = manifest;
+        let mut snap = self.write_snapshot();
+        if let Some(file) = snap.files.iter_mut().find(|file| file.path == old.path) {
+            *file = new;
+        }
+        Ok(true)
+    }
+
+    /// Delete the parts retired at or before `cutoff` (seconds since the Unix epoch) and
+    /// drop them from the manifest. Returns how many. Blocking.
+    pub fn purge_retired(&self, cutoff: u64) -> Result<usize> {
+        let Some(dir) = self.data_dir.clone() else {
+            return Ok(0);
+        };
+        let mut writer = self.lock_writer();
+        let (due, kept): (Vec<RetiredFile>, Vec<RetiredFile>) = writer
+            .manifest
+            .retired
+            .iter()
+            .cloned()
+            .partition(|file| file.retired_at <= cutoff);
+        if due.is_empty() {
+            return Ok(0);
+        }
+        for file in &due {
+            let path = dir.join(&file.path);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                // Deleted before a crash that kept the manifest from saying so.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
+        let mut manifest = writer.manifest.clone();
+        manifest.retired = kept;
+        manifest.store(&dir)?;
+        writer.manifest = manifest;
+        Ok(due.len())
+    }
+
+    /// Delete Parquet parts under `usage/` that the manifest neither lists nor retired:
+    /// parts of writes interrupted between renaming a part and storing the manifest. Only
+    /// safe while no write runs, i.e. at open. Returns how many.
+    pub fn remove_unlisted_parts(&self) -> Result<usize> {
+        let Some(dir) = self.data_dir.clone() else {
+            return Ok(0);
+        };
+        let writer = self.lock_writer();
+        let listed: std::collections::HashSet<PathBuf> = writer
+            .manifest
+            .usage_files
+            .iter()
+            .map(|file| dir.join(&file.path))
+            .chain(
+                writer
+                    .manifest
+                    .retired
+                    .iter()
+                    .map(|file| dir.join(&file.path)),
+            )
+            .collect();
+        let usage_dir = dir.join("usage");
+        let days = match std::fs::read_dir(&usage_dir) {
+            Ok(days) => days,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(Error::io(&usage_dir, e)),
+        };
+        let mut removed = 0;
+        for day in days {
+            let day = day.map_err(|e| Error::io(&usage_dir, e))?.path();
+            if !day.is_dir() {
+                continue;
+            }
+            for part in std::fs::read_dir(&day).map_err(|e| Error::io(&day, e))? {
+                let part = part.map_err(|e| Error::io(&day, e))?.path();
+                let is_part = part.extension().is_some_and(|e| e == "parquet");
+                if is_part && !listed.contains(&part) {
+                    std::fs::remove_file(&part).map_err(|e| Error::io(&part, e))?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Price the rows of new Parquet parts with `source`'s catalog (the first call wins).
@@ -539,6 +770,12 @@ fn read_event_id_hashes(path: &Path) -> Result<Vec<u128>> {
     let mut hashes = Vec::new();
     read_event_ids(path, &mut hashes)?;
     Ok(hashes)
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 fn too_many_rows() -> Error {

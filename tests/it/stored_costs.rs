@@ -149,4 +149,200 @@ fn rows_inserted_over_sql_are_priced_when_compacted() {
     assert!(stamps[0].is_some(), "{stamps:?}");
     assert_eq!(priced_when_read(&data), 0);
     assert_eq!(list_cost(&data, "a"), "3.000000000000");
+    // A part renamed into place by a write that died before the manifest listed it is
+    // not part of the table, and the next open removes it.
+    let listed = data.join("usage/day=2026-10-01");
+    let orphan = listed.join("part-99999999999999999999.parquet");
+    let kept = std::fs::read_dir(&listed)
+        .expect("day directory")
+        .next()
+        .expect("the listed part")
+        .expect("entry")
+        .path();
+    std::fs::copy(&kept, &orphan).expect("copy part");
+    assert_eq!(list_cost(&data, "a"), "3.000000000000");
+    assert!(!orphan.exists(), "the unlisted part is still on disk");
+    assert!(kept.exists());
+}
+
+/// The manifest's retired parts.
+fn retired(data: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(data.join("manifest.json")).expect("manifest");
+    let manifest: serde_json::Value = serde_json::from_str(&text).expect("json");
+    manifest["retired"].as_array().map_or(Vec::new(), |files| {
+        files
+            .iter()
+            .map(|file| file["path"].as_str().expect("path").to_string())
+            .collect()
+    })
+}
+
+/// Wait until every part is priced under one catalog other than `before`'s.
+fn wait_until_repriced(data: &Path, before: &Option<String>) -> Vec<Option<String>> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let stamps = fingerprints(data);
+        let done = stamps.iter().all(|s| s.is_some() && s != before)
+            && stamps.windows(2).all(|pair| pair[0] == pair[1]);
+        if done {
+            return stamps;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not re-priced within 60 s: {stamps:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_server_reprices_stale_parts_and_a_restart_deletes_the_replaced_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    sql_ok(
+        &data,
+        "INSERT INTO pricing (provider, model, effective_from, input_per_mtok, output_per_mtok) \
+         VALUES ('acme', 'm1', TIMESTAMP '2026-01-01 00:00:00', 1, 2)",
+    );
+    let csv = dir.path().join("usage.csv");
+    std::fs::write(
+        &csv,
+        "event_id,ts,provider,model,input_tokens,output_tokens\n\
+         a,2026-10-01T10:00:00Z,acme,m1,1000000,1000000\n\
+         b,2026-10-02T10:00:00Z,acme,m1,1000000,1000000\n\
+         c,2026-10-03T10:00:00Z,acme,m1,1000000,1000000\n",
+    )
+    .expect("write csv");
+    ingest(&data, &csv);
+    let before = fingerprints(&data)[0].clone();
+    let old_parts: Vec<String> = {
+        let text = std::fs::read_to_string(data.join("manifest.json")).expect("manifest");
+        let manifest: serde_json::Value = serde_json::from_str(&text).expect("json");
+        manifest["usage_files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .map(|file| file["path"].as_str().expect("path").to_string())
+            .collect()
+    };
+    sql_ok(
+        &data,
+        "INSERT INTO pricing (provider, model, effective_from, input_per_mtok, output_per_mtok) \
+         VALUES ('acme', 'm1', TIMESTAMP '2026-10-02 00:00:00', 3, 5)",
+    );
+    assert_eq!(priced_when_read(&data), 1);
+
+    let server = crate::common::Server::start(&data, &[]);
+    let stamps = wait_until_repriced(&data, &before);
+    assert_eq!(stamps.len(), 3);
+    let answer = server.psql(
+        "admin",
+        "SELECT event_id, list_cost FROM spend ORDER BY event_id;",
+    );
+    assert_eq!(
+        answer,
+        "a|3.000000000000\nb|8.000000000000\nc|8.000000000000\n"
+    );
+    server.stop();
+    // Replaced parts stay for queries planned before the swap...
+    assert_eq!(retired(&data).len(), 3);
+    for part in &old_parts {
+        assert!(data.join(part).exists(), "{part} deleted too early");
+    }
+    // ...and go when the next process opens the directory.
+    assert_eq!(priced_when_read(&data), 0);
+    assert!(retired(&data).is_empty());
+    for part in &old_parts {
+        assert!(!data.join(part).exists(), "{part} still on disk");
+    }
+    assert_eq!(sql_ok(&data, SPEND_PARTS), sql_ok(&data, PRICED_NOW));
+}
+
+#[test]
+fn killing_the_server_while_it_reprices_loses_no_row_and_no_cost() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    sql_ok(
+        &data,
+        "INSERT INTO pricing (provider, model, effective_from, input_per_mtok, output_per_mtok) \
+         VALUES ('acme', 'm1', TIMESTAMP '2026-01-01 00:00:00', 1, 2)",
+    );
+    // Sixty days of parts, so that kills land in the middle of re-pricing them.
+    let mut csv = String::from("event_id,ts,provider,model,input_tokens,output_tokens\n");
+    for day in 0..60 {
+        for call in 0..50 {
+            csv.push_str(&format!(
+                "e{day}-{call},2026-08-01T00:00:00Z,acme,m1,{},{}\n",
+                1000 + call,
+                day + 1
+            ));
+        }
+    }
+    // Spread the rows over the days.
+    let csv: String = csv
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            if i == 0 {
+                format!("{line}\n")
+            } else {
+                let day = (i - 1) / 50;
+                let date = chrono_like_day(day);
+                format!("{}\n", line.replace("2026-08-01", &date))
+            }
+        })
+        .collect();
+    let file = dir.path().join("usage.csv");
+    std::fs::write(&file, csv).expect("write csv");
+    ingest(&data, &file);
+    let totals = "SELECT count(*) AS n, sum(list_cost) AS cost FROM spend";
+    sql_ok(
+        &data,
+        "INSERT INTO pricing (provider, model, effective_from, input_per_mtok, output_per_mtok) \
+         VALUES ('acme', 'm1', TIMESTAMP '2026-09-01 00:00:00', 7, 11)",
+    );
+    let expected = sql_ok(&data, totals);
+    let before = fingerprints(&data)[0].clone();
+    for attempt in 0..6u64 {
+        let server = crate::common::Server::start(&data, &[]);
+        std::thread::sleep(std::time::Duration::from_millis(400 + 300 * attempt));
+        server.kill();
+        assert_eq!(sql_ok(&data, totals), expected, "after kill {attempt}");
+        assert_eq!(sql_ok(&data, SPEND_PARTS), sql_ok(&data, PRICED_NOW));
+    }
+    let server = crate::common::Server::start(&data, &[]);
+    wait_until_repriced(&data, &before);
+    server.kill();
+    assert_eq!(sql_ok(&data, totals), expected);
+    assert_eq!(priced_when_read(&data), 0);
+    // No part is left on disk that the manifest does not list.
+    let listed = {
+        let text = std::fs::read_to_string(data.join("manifest.json")).expect("manifest");
+        let manifest: serde_json::Value = serde_json::from_str(&text).expect("json");
+        manifest["usage_files"].as_array().expect("files").len()
+    };
+    let on_disk = walk_parts(&data.join("usage"));
+    assert_eq!(on_disk, listed, "parts on disk vs in the manifest");
+}
+
+/// `2026-08-01` plus `offset` days, as `YYYY-MM-DD`.
+fn chrono_like_day(offset: usize) -> String {
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 8, 1).expect("date")
+        + chrono::Days::new(offset as u64);
+    date.format("%Y-%m-%d").to_string()
+}
+
+/// How many Parquet parts are under `dir`.
+fn walk_parts(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|entry| entry.expect("entry").path())
+        .map(|path| {
+            if path.is_dir() {
+                walk_parts(&path)
+            } else {
+                usize::from(path.extension().is_some_and(|e| e == "parquet"))
+            }
+        })
+        .sum()
 }
