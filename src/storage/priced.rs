@@ -204,9 +204,10 @@ impl TableProvider for PricedUsageTable {
         let (files, buffer) = self.store.contents();
         // Without cost parts every file is read alike; with them, a file's stored parts
         // are used only if they were priced with the catalog in force.
-        let current = match wants_costs {
-            true => self.store.catalog(),
-            false => None,
+        let current = if wants_costs {
+            self.store.catalog()
+        } else {
+            None
         };
         let (stored, priced_here): (Vec<UsageFile>, Vec<UsageFile>) =
             files.into_iter().partition(|file| {

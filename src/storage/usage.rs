@@ -104,8 +104,8 @@ pub struct UsageStore {
     /// The price catalog in force: new Parquet parts store each row's cost parts priced
     /// with it (see [`crate::storage::priced`]). Set once by the engine.
     prices: OnceLock<Arc<dyn CatalogSource>>,
-    /// (part, catalog fingerprint) pairs re-pricing found rows it cannot price in: not
-    /// tried again under that catalog.
+    /// (part, catalog fingerprint) pairs re-pricing could not rewrite (rows it cannot
+    /// price, or an error): not tried again under that catalog.
     unpriceable: Mutex<std::collections::HashSet<(String, String)>>,
 }
 
@@ -199,13 +199,23 @@ impl UsageStore {
         };
         let mut rewritten = 0;
         for old in stale {
-            if self.reprice_part(&dir, &old, &catalog)? {
-                rewritten += 1;
-            } else {
+            let outcome = self.reprice_part(&dir, &old, &catalog);
+            if !matches!(outcome, Ok(true)) {
+                // Not tried again under this catalog: queries price it when read.
                 self.unpriceable
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert((old.path, catalog.fingerprint().into()));
+                    .insert((old.path.clone(), catalog.fingerprint().into()));
+            }
+            match outcome {
+                Ok(true) => rewritten += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    return Err(Error::Invalid(format!(
+                        "cannot re-price {} (its costs are priced when read): {e}",
+                        old.path
+                    )));
+                }
             }
         }
         Ok(rewritten)

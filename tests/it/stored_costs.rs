@@ -31,11 +31,37 @@ fn ingest(data: &Path, file: &Path) {
     );
 }
 
+/// A price row for model `m1` of provider `acme`, in force from `from` (a date), in USD per
+/// million input and output tokens.
+fn price_acme_m1(data: &Path, from: &str, input: &str, output: &str) {
+    sql_ok(
+        data,
+        &format!(
+            "INSERT INTO pricing (provider, model, effective_from, input_per_mtok, \
+             output_per_mtok) VALUES ('acme', 'm1', TIMESTAMP '{from} 00:00:00', {input}, {output})"
+        ),
+    );
+}
+
+/// The data directory's `manifest.json`.
+fn manifest(data: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(data.join("manifest.json")).expect("manifest");
+    serde_json::from_str(&text).expect("json")
+}
+
+/// The path of each Parquet part in the manifest.
+fn part_paths(data: &Path) -> Vec<String> {
+    manifest(data)["usage_files"]
+        .as_array()
+        .expect("usage_files")
+        .iter()
+        .map(|file| file["path"].as_str().expect("path").to_string())
+        .collect()
+}
+
 /// The catalog fingerprint of each Parquet part in the manifest (None: no stored costs).
 fn fingerprints(data: &Path) -> Vec<Option<String>> {
-    let text = std::fs::read_to_string(data.join("manifest.json")).expect("manifest");
-    let manifest: serde_json::Value = serde_json::from_str(&text).expect("json");
-    manifest["usage_files"]
+    manifest(data)["usage_files"]
         .as_array()
         .expect("usage_files")
         .iter()
@@ -95,11 +121,7 @@ fn costs_stored_at_ingest_serve_spend_until_a_price_changes_then_rows_are_priced
     assert!(stored.contains("\nc,,,,,,false\n"), "{stored}");
 
     // A corrected price from 2026-10-02 on: rows from then are priced again when read.
-    sql_ok(
-        &data,
-        "INSERT INTO pricing (provider, model, effective_from, input_per_mtok, output_per_mtok) \
-         VALUES ('acme', 'm1', TIMESTAMP '2026-10-02 00:00:00', 1, 4)",
-    );
+    price_acme_m1(&data, "2026-10-02", "1", "4");
     assert_eq!(priced_when_read(&data), 1);
     assert_eq!(list_cost(&data, "b"), "4.000007000000");
     assert_eq!(list_cost(&data, "a"), "1.276007500000");
@@ -133,11 +155,7 @@ fn costs_stored_at_ingest_serve_spend_until_a_price_changes_then_rows_are_priced
 fn rows_inserted_over_sql_are_priced_when_compacted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    sql_ok(
-        &data,
-        "INSERT INTO pricing (provider, model, effective_from, input_per_mtok, output_per_mtok) \
-         VALUES ('acme', 'm1', TIMESTAMP '2026-01-01 00:00:00', 2, 8)",
-    );
+    price_acme_m1(&data, "2026-01-01", "2", "8");
     // The statement's process folds the write-ahead log into a part as it exits.
     sql_ok(
         &data,
@@ -167,14 +185,14 @@ fn rows_inserted_over_sql_are_priced_when_compacted() {
 
 /// The manifest's retired parts.
 fn retired(data: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(data.join("manifest.json")).expect("manifest");
-    let manifest: serde_json::Value = serde_json::from_str(&text).expect("json");
-    manifest["retired"].as_array().map_or(Vec::new(), |files| {
-        files
-            .iter()
-            .map(|file| file["path"].as_str().expect("path").to_string())
-            .collect()
-    })
+    manifest(data)["retired"]
+        .as_array()
+        .map_or(Vec::new(), |files| {
+            files
+                .iter()
+                .map(|file| file["path"].as_str().expect("path").to_string())
+                .collect()
+        })
 }
 
 /// Wait until every part is priced under one catalog other than `before`'s.
@@ -199,11 +217,7 @@ fn wait_until_repriced(data: &Path, before: &Option<String>) -> Vec<Option<Strin
 fn the_server_reprices_stale_parts_and_a_restart_deletes_the_replaced_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    sql_ok(
-        &data,
-        "INSERT INTO pricing (provider, model, effective_from, input_per_mtok, output_per_mtok) \
-         VALUES ('acme', 'm1', TIMESTAMP '2026-01-01 00:00:00', 1, 2)",
-    );
+    price_acme_m1(&data, "2026-01-01", "1", "2");
     let csv = dir.path().join("usage.csv");
     std::fs::write(
         &csv,
@@ -215,21 +229,8 @@ fn the_server_reprices_stale_parts_and_a_restart_deletes_the_replaced_files() {
     .expect("write csv");
     ingest(&data, &csv);
     let before = fingerprints(&data)[0].clone();
-    let old_parts: Vec<String> = {
-        let text = std::fs::read_to_string(data.join("manifest.json")).expect("manifest");
-        let manifest: serde_json::Value = serde_json::from_str(&text).expect("json");
-        manifest["usage_files"]
-            .as_array()
-            .expect("files")
-            .iter()
-            .map(|file| file["path"].as_str().expect("path").to_string())
-            .collect()
-    };
-    sql_ok(
-        &data,
-        "INSERT INTO pricing (provider, model, effective_from, input_per_mtok, output_per_mtok) \
-         VALUES ('acme', 'm1', TIMESTAMP '2026-10-02 00:00:00', 3, 5)",
-    );
+    let old_parts = part_paths(&data);
+    price_acme_m1(&data, "2026-10-02", "3", "5");
     assert_eq!(priced_when_read(&data), 1);
 
     let server = crate::common::Server::start(&data, &[]);
@@ -262,45 +263,25 @@ fn the_server_reprices_stale_parts_and_a_restart_deletes_the_replaced_files() {
 fn killing_the_server_while_it_reprices_loses_no_row_and_no_cost() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    sql_ok(
-        &data,
-        "INSERT INTO pricing (provider, model, effective_from, input_per_mtok, output_per_mtok) \
-         VALUES ('acme', 'm1', TIMESTAMP '2026-01-01 00:00:00', 1, 2)",
-    );
+    price_acme_m1(&data, "2026-01-01", "1", "2");
     // Sixty days of parts, so that kills land in the middle of re-pricing them.
     let mut csv = String::from("event_id,ts,provider,model,input_tokens,output_tokens\n");
-    for day in 0..60 {
+    let first = chrono::NaiveDate::from_ymd_opt(2026, 8, 1).expect("date");
+    for day in 0..60u64 {
+        let date = (first + chrono::Days::new(day)).format("%Y-%m-%d");
         for call in 0..50 {
             csv.push_str(&format!(
-                "e{day}-{call},2026-08-01T00:00:00Z,acme,m1,{},{}\n",
+                "e{day}-{call},{date}T00:00:00Z,acme,m1,{},{}\n",
                 1000 + call,
                 day + 1
             ));
         }
     }
-    // Spread the rows over the days.
-    let csv: String = csv
-        .lines()
-        .enumerate()
-        .map(|(i, line)| {
-            if i == 0 {
-                format!("{line}\n")
-            } else {
-                let day = (i - 1) / 50;
-                let date = chrono_like_day(day);
-                format!("{}\n", line.replace("2026-08-01", &date))
-            }
-        })
-        .collect();
     let file = dir.path().join("usage.csv");
     std::fs::write(&file, csv).expect("write csv");
     ingest(&data, &file);
     let totals = "SELECT count(*) AS n, sum(list_cost) AS cost FROM spend";
-    sql_ok(
-        &data,
-        "INSERT INTO pricing (provider, model, effective_from, input_per_mtok, output_per_mtok) \
-         VALUES ('acme', 'm1', TIMESTAMP '2026-09-01 00:00:00', 7, 11)",
-    );
+    price_acme_m1(&data, "2026-09-01", "7", "11");
     let expected = sql_ok(&data, totals);
     let before = fingerprints(&data)[0].clone();
     for attempt in 0..6u64 {
@@ -316,20 +297,9 @@ fn killing_the_server_while_it_reprices_loses_no_row_and_no_cost() {
     assert_eq!(sql_ok(&data, totals), expected);
     assert_eq!(priced_when_read(&data), 0);
     // No part is left on disk that the manifest does not list.
-    let listed = {
-        let text = std::fs::read_to_string(data.join("manifest.json")).expect("manifest");
-        let manifest: serde_json::Value = serde_json::from_str(&text).expect("json");
-        manifest["usage_files"].as_array().expect("files").len()
-    };
+    let listed = part_paths(&data).len();
     let on_disk = walk_parts(&data.join("usage"));
     assert_eq!(on_disk, listed, "parts on disk vs in the manifest");
-}
-
-/// `2026-08-01` plus `offset` days, as `YYYY-MM-DD`.
-fn chrono_like_day(offset: usize) -> String {
-    let date = chrono::NaiveDate::from_ymd_opt(2026, 8, 1).expect("date")
-        + chrono::Days::new(offset as u64);
-    date.format("%Y-%m-%d").to_string()
 }
 
 /// How many Parquet parts are under `dir`.
