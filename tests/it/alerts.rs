@@ -402,6 +402,14 @@ async fn an_anomalous_day_alerts_the_budget_of_its_team_once() {
     let ids = alert_ids(&client).await;
     assert_eq!(ids.len(), 1, "{ids:?}");
     assert!(ids[0].ends_with(":anomaly:team=search"), "{ids:?}");
+    // Delivery is at least once: stopped between the POST and recording it, the server
+    // would rightly send it again. Wait for the record, so "once" is what is tested.
+    let delivered = wait_for(
+        &client,
+        "SELECT 'yes' FROM alerts WHERE delivered_at IS NOT NULL",
+    )
+    .await;
+    assert_eq!(delivered, "yes");
     drop(client);
     server.stop();
 
