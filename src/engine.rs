@@ -915,4 +915,54 @@ mod tests {
             "{text}"
         );
     }
+
+    /// The one-row, one-column answer of `sql`, as text.
+    async fn scalar(engine: &Engine, sql: &str) -> String {
+        let batches = engine
+            .sql(sql)
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("run");
+        arrow::util::display::array_value_to_string(batches[0].column(0), 0).expect("text")
+    }
+
+    #[tokio::test]
+    async fn a_price_change_after_a_statement_is_planned_does_not_reach_its_answer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Engine::open(dir.path()).await.expect("open");
+        let price = |per_mtok: &str, from: &str| {
+            format!(
+                "INSERT INTO pricing (provider, model, effective_from, input_per_mtok, \
+                 output_per_mtok) VALUES ('acme', 'm1', TIMESTAMP '{from} 00:00:00', {per_mtok}, 0)"
+            )
+        };
+        scalar(&engine, &price("2", "2026-01-01")).await;
+        // A row in the WAL: priced when read, by the live function.
+        scalar(
+            &engine,
+            "INSERT INTO usage (event_id, ts, provider, model, input_tokens, output_tokens) \
+             VALUES ('a', TIMESTAMP '2026-10-01 10:00:00', 'acme', 'm1', 1000000, 0)",
+        )
+        .await;
+        let total = "SELECT sum(input_cost) FROM priced_usage()";
+        let planned = engine
+            .sql(total)
+            .await
+            .expect("plan")
+            .create_physical_plan()
+            .await
+            .expect("physical plan");
+        // Corrected after the plan chose its catalog, before it runs.
+        scalar(&engine, &price("3", "2026-09-01")).await;
+        let batches = datafusion::physical_plan::collect(planned, engine.session().task_ctx())
+            .await
+            .expect("run");
+        let answered =
+            arrow::util::display::array_value_to_string(batches[0].column(0), 0).expect("text");
+        assert_eq!(answered, "2.000000000000");
+        assert_eq!(scalar(&engine, total).await, "3.000000000000");
+        engine.shutdown().await.expect("shutdown");
+    }
 }

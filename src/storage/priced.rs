@@ -21,10 +21,12 @@ use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl};
 use datafusion::common::{DFSchema, DataFusionError, Result, plan_err};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::functions::core::expr_fn::get_field;
+use datafusion::logical_expr::ScalarUDF;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, col};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::union::UnionExec;
+use spendql_udfs::catalog::{PriceCatalog, StaticCatalog};
 use spendql_udfs::usage_cost;
 
 use super::manifest::UsageFile;
@@ -79,13 +81,12 @@ impl PricedUsageTable {
         self.store.read_schema().fields().len()
     }
 
-    /// Scan `files` and `buffer`, pricing their rows here; `projection` is into
+    /// Scan the rows of `unpriced`, pricing them here; `projection` is into
     /// [`PricedUsageTable::schema`].
     async fn price_when_read(
         &self,
         state: &dyn Session,
-        files: &[UsageFile],
-        buffer: &[RecordBatch],
+        unpriced: Unpriced<'_>,
         projection: &[usize],
         filters: &[Expr],
         limit: Option<usize>,
@@ -108,18 +109,31 @@ impl PricedUsageTable {
         }
         let scan = self
             .store
-            .scan_contents(state, files, buffer, Some(&needed), filters, limit)
+            .scan_contents(
+                state,
+                unpriced.files,
+                unpriced.buffer,
+                Some(&needed),
+                filters,
+                limit,
+            )
             .await?;
         if !wants_costs {
             return Ok(scan);
         }
-        let function = state
-            .scalar_functions()
-            .get(usage_cost::NAME)
-            .cloned()
-            .ok_or_else(|| {
-                DataFusionError::Plan(format!("{} is not registered", usage_cost::NAME))
-            })?;
+        // Without a catalog, the registered function reports why when it runs.
+        let function = match unpriced.catalog {
+            Some(catalog) => Arc::new(ScalarUDF::new_from_impl(usage_cost::UsageCostFunc::new(
+                Arc::new(StaticCatalog(catalog)),
+            ))),
+            None => state
+                .scalar_functions()
+                .get(usage_cost::NAME)
+                .cloned()
+                .ok_or_else(|| {
+                    DataFusionError::Plan(format!("{} is not registered", usage_cost::NAME))
+                })?,
+        };
         let arguments = usage_cost::ARGUMENTS
             .iter()
             .map(|name| col(*name))
@@ -155,6 +169,15 @@ impl PricedUsageTable {
             .collect::<Result<Vec<_>>>()?;
         Ok(Arc::new(ProjectionExec::try_new(output, with_parts)?))
     }
+}
+
+/// What a scan prices when read, and with which catalog: the one it chose the stored
+/// parts by, so a price change while the statement runs cannot mix two catalogs in one
+/// answer (`None` if it failed to load).
+struct Unpriced<'a> {
+    files: &'a [UsageFile],
+    buffer: &'a [RecordBatch],
+    catalog: Option<Arc<PriceCatalog>>,
 }
 
 #[async_trait]
@@ -225,8 +248,18 @@ impl TableProvider for PricedUsageTable {
         }
         if !priced_here.is_empty() || !buffer.is_empty() || inputs.is_empty() {
             inputs.push(
-                self.price_when_read(state, &priced_here, &buffer, &projection, filters, limit)
-                    .await?,
+                self.price_when_read(
+                    state,
+                    Unpriced {
+                        files: &priced_here,
+                        buffer: &buffer,
+                        catalog: current,
+                    },
+                    &projection,
+                    filters,
+                    limit,
+                )
+                .await?,
             );
         }
         match inputs.len() {
