@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use spendql_udfs::PriceCatalog;
 
 use super::durable;
 use crate::error::{Error, Result};
@@ -21,10 +22,33 @@ pub struct UsageFile {
     pub day: String,
     pub rows: u64,
     pub bytes: u64,
-    /// The fingerprint of the price catalog the file's stored cost parts were priced
-    /// with ([`spendql_udfs::PriceCatalog::fingerprint`]); None when it stores none.
+    /// The fingerprint, for the file's `models`, of the price catalog its stored cost parts
+    /// were priced with ([`spendql_udfs::PriceCatalog::fingerprint`]); None when it stores
+    /// none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prices: Option<String>,
+    /// The distinct (provider, model) pairs of its rows, sorted: what its fingerprint is
+    /// taken over. Empty for files written before fingerprints were per model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<(String, String)>,
+}
+
+impl UsageFile {
+    /// Whether the file's stored costs are what `catalog` prices its rows at: a change
+    /// to the prices of models it has no rows of leaves them current.
+    pub fn costs_current(&self, catalog: &PriceCatalog) -> bool {
+        !self.models.is_empty()
+            && self.prices.as_deref() == Some(self.fingerprint_under(catalog).as_str())
+    }
+
+    /// The fingerprint `catalog` gives the file's rows.
+    pub fn fingerprint_under(&self, catalog: &PriceCatalog) -> String {
+        catalog.fingerprint(
+            self.models
+                .iter()
+                .map(|(provider, model)| (provider.as_str(), model.as_str())),
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,6 +135,7 @@ mod tests {
             rows: 3,
             bytes: 100,
             prices: Some("00ff".into()),
+            models: vec![("acme".into(), "m1".into())],
         });
         m.wal_checkpoint = 4;
         m.store(dir.path()).expect("store");

@@ -235,9 +235,9 @@ impl TableProvider for PricedUsageTable {
         let (stored, priced_here): (Vec<UsageFile>, Vec<UsageFile>) =
             files.into_iter().partition(|file| {
                 !wants_costs
-                    || current.as_ref().is_some_and(|catalog| {
-                        file.prices.as_deref() == Some(catalog.fingerprint())
-                    })
+                    || current
+                        .as_ref()
+                        .is_some_and(|catalog| file.costs_current(catalog))
             });
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if let Some(table) = self

@@ -9,7 +9,7 @@
 //! Every write goes through one writer lock, which also guards the event-id index used to
 //! skip rows whose `event_id` is already stored.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -104,8 +104,8 @@ pub struct UsageStore {
     /// The price catalog in force: new Parquet parts store each row's cost parts priced
     /// with it (see [`crate::storage::priced`]). Set once by the engine.
     prices: OnceLock<Arc<dyn CatalogSource>>,
-    /// (part, catalog fingerprint) pairs re-pricing could not rewrite (rows it cannot
-    /// price, or an error): not tried again under that catalog.
+    /// (part, its fingerprint under the catalog) pairs re-pricing could not rewrite (rows
+    /// it cannot price, or an error): not tried again while its models' prices stay.
     unpriceable: Mutex<std::collections::HashSet<(String, String)>>,
 }
 
@@ -189,9 +189,9 @@ impl UsageStore {
             self.read_snapshot()
                 .files
                 .iter()
-                .filter(|file| file.prices.as_deref() != Some(catalog.fingerprint()))
+                .filter(|file| !file.costs_current(&catalog))
                 .filter(|file| {
-                    !unpriceable.contains(&(file.path.clone(), catalog.fingerprint().into()))
+                    !unpriceable.contains(&(file.path.clone(), file.fingerprint_under(&catalog)))
                 })
                 .take(limit)
                 .cloned()
@@ -205,7 +205,7 @@ impl UsageStore {
                 self.unpriceable
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert((old.path.clone(), catalog.fingerprint().into()));
+                    .insert((old.path.clone(), old.fingerprint_under(&catalog)));
             }
             match outcome {
                 Ok(true) => rewritten += 1,
@@ -1021,6 +1021,7 @@ fn write_part(
 
 /// `batch` with its rows' cost parts appended, as [`schema::usage_with_stored_costs`].
 fn with_stored_costs(batch: &RecordBatch, costs: &mut StoredCosts) -> Result<RecordBatch> {
+    costs.note_models(batch)?;
     let schema = schema::usage_with_stored_costs();
     let parts = match stored_cost_columns(&costs.catalog, batch) {
         Some(parts) => parts,
@@ -1096,6 +1097,59 @@ struct StoredCosts {
     /// False once a batch could not be priced: its costs are then NULL and the part is
     /// published without a catalog fingerprint, so readers price it themselves.
     complete: bool,
+    /// The distinct provider → models of the rows written: what the fingerprint covers.
+    models: HashMap<String, HashSet<String>>,
+}
+
+impl StoredCosts {
+    /// Note the (provider, model) pairs of `batch`'s rows.
+    fn note_models(&mut self, batch: &RecordBatch) -> Result<()> {
+        let text = |name: &str| -> Result<ArrayRef> {
+            let column = batch
+                .column_by_name(name)
+                .ok_or_else(|| Error::Invalid(format!("a usage batch without {name}")))?;
+            Ok(arrow::compute::cast(
+                column,
+                &arrow::datatypes::DataType::Utf8,
+            )?)
+        };
+        let (providers, models) = (text("provider")?, text("model")?);
+        let (providers, models) = (providers.as_string::<i32>(), models.as_string::<i32>());
+        let mut previous: Option<(&str, &str)> = None;
+        for (provider, model) in providers.iter().zip(models.iter()) {
+            let (Some(provider), Some(model)) = (provider, model) else {
+                continue;
+            };
+            // Parts are sorted by provider and model: most rows repeat the one before.
+            if previous == Some((provider, model)) {
+                continue;
+            }
+            previous = Some((provider, model));
+            let known = self.models.get(provider).is_some_and(|m| m.contains(model));
+            if !known {
+                self.models
+                    .entry(provider.to_string())
+                    .or_default()
+                    .insert(model.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// The noted pairs, sorted.
+    fn sorted_models(&self) -> Vec<(String, String)> {
+        let mut pairs: Vec<(String, String)> = self
+            .models
+            .iter()
+            .flat_map(|(provider, models)| {
+                models
+                    .iter()
+                    .map(move |model| (provider.clone(), model.clone()))
+            })
+            .collect();
+        pairs.sort_unstable();
+        pairs
+    }
 }
 
 impl StagedPart {
@@ -1130,6 +1184,7 @@ impl StagedPart {
             costs: catalog.map(|catalog| StoredCosts {
                 catalog,
                 complete: true,
+                models: HashMap::new(),
             }),
         })
     }
@@ -1171,6 +1226,11 @@ impl StagedPart {
 
     fn publish(mut self) -> Result<UsageFile> {
         self.finish()?;
+        let models = self
+            .costs
+            .as_ref()
+            .map(StoredCosts::sorted_models)
+            .unwrap_or_default();
         durable::publish(&self.tmp, &self.full)?;
         self.published = true;
         let bytes = std::fs::metadata(&self.full)
@@ -1185,7 +1245,12 @@ impl StagedPart {
                 .costs
                 .as_ref()
                 .filter(|costs| costs.complete)
-                .map(|costs| costs.catalog.fingerprint().to_string()),
+                .map(|costs| {
+                    costs
+                        .catalog
+                        .fingerprint(models.iter().map(|(p, m)| (p.as_str(), m.as_str())))
+                }),
+            models,
         })
     }
 }

@@ -152,6 +152,49 @@ fn costs_stored_at_ingest_serve_spend_until_a_price_changes_then_rows_are_priced
 }
 
 #[test]
+fn a_price_change_makes_stale_only_the_parts_with_rows_it_prices() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    price_acme_m1(&data, "2026-01-01", "2", "8");
+    let usage = dir.path().join("usage.csv");
+    std::fs::write(
+        &usage,
+        "event_id,ts,provider,model,input_tokens,output_tokens\n\
+         a,2026-10-01T10:00:00Z,acme,m1,1000000,0\n\
+         b,2026-10-02T10:00:00Z,acme,m1-preview,1000000,0\n",
+    )
+    .expect("write csv");
+    ingest(&data, &usage);
+    let stamps = fingerprints(&data);
+    assert!(stamps.iter().all(Option::is_some), "{stamps:?}");
+    assert_eq!(priced_when_read(&data), 0);
+    // No price for it: NULL, which a one-column CSV writes as "".
+    assert_eq!(list_cost(&data, "b"), "\"\"");
+
+    // Prices for models no part has rows of leave every stored cost current: a new
+    // model, and a new provider.
+    sql_ok(
+        &data,
+        "INSERT INTO pricing (provider, model, effective_from, input_per_mtok, \
+         output_per_mtok) VALUES ('acme', 'm9', TIMESTAMP '2026-01-01 00:00:00', 5, 5), \
+         ('other', 'x1', TIMESTAMP '2026-01-01 00:00:00', 5, 5)",
+    );
+    assert_eq!(priced_when_read(&data), 0);
+    assert_eq!(fingerprints(&data), stamps);
+
+    // An alias pattern that gives `m1-preview` m1's prices changes how the second part's
+    // rows are priced, so its stored costs are no longer used.
+    sql_ok(
+        &data,
+        "INSERT INTO models (provider, model, aliases) VALUES ('acme', 'm1', 'm1-%')",
+    );
+    assert_eq!(priced_when_read(&data), 1);
+    assert_eq!(list_cost(&data, "b"), "2.000000000000");
+    assert_eq!(list_cost(&data, "a"), "2.000000000000");
+    assert_eq!(sql_ok(&data, SPEND_PARTS), sql_ok(&data, PRICED_NOW));
+}
+
+#[test]
 fn rows_inserted_over_sql_are_priced_when_compacted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");

@@ -6,7 +6,7 @@
 //! ([`CatalogSource`]), so a statement sees one consistent catalog from start to end.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, AsArray, Decimal128Array, PrimitiveArray, RecordBatch, StringArray};
 use arrow::datatypes::{
@@ -45,7 +45,7 @@ impl PriceKind {
 }
 
 /// One `pricing` row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 pub struct PriceRow {
     pub effective_from: i64,
     pub effective_to: Option<i64>,
@@ -123,8 +123,8 @@ pub struct PriceCatalog {
     aliases: HashMap<String, HashMap<String, String>>,
     /// provider → (LIKE pattern, canonical model), in catalog order.
     patterns: HashMap<String, Vec<(String, String)>>,
-    /// What the catalog was built from, hashed: see [`PriceCatalog::fingerprint`].
-    fingerprint: String,
+    /// Each (provider, raw model) pair's pricing, hashed: see [`PriceCatalog::fingerprint`].
+    pair_hashes: Mutex<HashMap<(String, String), [u64; 2]>>,
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Arc<dyn Array>> {
@@ -170,36 +170,14 @@ fn price_column(batch: &RecordBatch, name: &str) -> Result<Option<Decimal128Arra
     ))
 }
 
-/// Every value of every column of `pricing` then `models`, as text, hashed twice with
-/// different seeds (128 bits), together with the crate version: a release that prices
-/// differently must not trust costs stored by another.
-fn fingerprint_of(pricing: &[RecordBatch], models: &[RecordBatch]) -> Result<String> {
+/// Two 64-bit hashes (128 bits) with fixed seeds, stable across processes.
+fn hash128(feed: impl Fn(&mut dyn std::hash::Hasher)) -> [u64; 2] {
     use std::hash::{BuildHasher, Hasher};
-    let seeds = [0x5eed_0001_u64, 0x5eed_0002];
-    let mut hashers =
-        seeds.map(|seed| foldhash::quality::FixedState::with_seed(seed).build_hasher());
-    let mut feed = |bytes: &[u8]| {
-        for h in &mut hashers {
-            h.write(bytes);
-            h.write_u8(0xff);
-        }
-    };
-    feed(env!("CARGO_PKG_VERSION").as_bytes());
-    let options = arrow::util::display::FormatOptions::default().with_null("\\N");
-    for (table, batches) in [("pricing", pricing), ("models", models)] {
-        feed(table.as_bytes());
-        for batch in batches {
-            for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-                feed(field.name().as_bytes());
-                let formatter = arrow::util::display::ArrayFormatter::try_new(column, &options)?;
-                for row in 0..batch.num_rows() {
-                    feed(formatter.value(row).to_string().as_bytes());
-                }
-            }
-        }
-    }
-    let [a, b] = hashers.map(|h| h.finish());
-    Ok(format!("{a:016x}{b:016x}"))
+    [0x5eed_0001_u64, 0x5eed_0002].map(|seed| {
+        let mut hasher = foldhash::quality::FixedState::with_seed(seed).build_hasher();
+        feed(&mut hasher);
+        hasher.finish()
+    })
 }
 
 fn opt<T>(valid: bool, value: T) -> Option<T> {
@@ -209,10 +187,7 @@ fn opt<T>(valid: bool, value: T) -> Option<T> {
 impl PriceCatalog {
     /// Build from `pricing` rows and `models` rows (either may be empty).
     pub fn from_batches(pricing: &[RecordBatch], models: &[RecordBatch]) -> Result<Self> {
-        let mut catalog = PriceCatalog {
-            fingerprint: fingerprint_of(pricing, models)?,
-            ..PriceCatalog::default()
-        };
+        let mut catalog = PriceCatalog::default();
         for batch in pricing {
             catalog.add_prices(batch)?;
         }
@@ -227,11 +202,49 @@ impl PriceCatalog {
         Ok(catalog)
     }
 
-    /// A hash of the rows the catalog was built from and of this costing code's version:
-    /// equal fingerprints price every usage row alike, so costs stored with one stay
-    /// right while the catalog's fingerprint is unchanged. Stable across processes.
-    pub fn fingerprint(&self) -> &str {
-        &self.fingerprint
+    /// A hash of everything that prices rows of the (provider, raw model) `pairs`: each
+    /// one's resolved model, the catalog provider it is filed under and that model's price
+    /// rows in order, and this costing code's version. Costing reads nothing else of the
+    /// catalog, so rows of those pairs stored with costs under one fingerprint are priced
+    /// alike by any catalog with the same one, and a change to another model's prices
+    /// leaves it as it was. Stable across processes; the order of `pairs` does not matter.
+    pub fn fingerprint<'a>(&self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+        let mut hashes: Vec<[u64; 2]> = {
+            let mut memo = self.pair_hashes.lock().unwrap_or_else(|p| p.into_inner());
+            pairs
+                .into_iter()
+                .map(|(provider, raw)| {
+                    if let Some(hash) = memo.get(&(provider.to_string(), raw.to_string())) {
+                        return *hash;
+                    }
+                    let hash = self.pair_hash(provider, raw);
+                    memo.insert((provider.to_string(), raw.to_string()), hash);
+                    hash
+                })
+                .collect()
+        };
+        hashes.sort_unstable();
+        hashes.dedup();
+        let [a, b] = hash128(|h| {
+            h.write(env!("CARGO_PKG_VERSION").as_bytes());
+            for hash in &hashes {
+                h.write_u64(hash[0]);
+                h.write_u64(hash[1]);
+            }
+        });
+        format!("{a:016x}{b:016x}")
+    }
+
+    /// What prices a row of `provider`'s `raw` model, hashed.
+    fn pair_hash(&self, provider: &str, raw: &str) -> [u64; 2] {
+        use std::hash::Hash;
+        let resolved = self
+            .resolve(provider, raw)
+            .and_then(|model| Some((model, self.series(provider, model)?)));
+        hash128(|mut h| {
+            (provider, raw).hash(&mut h);
+            resolved.hash(&mut h);
+        })
     }
 
     fn add_prices(&mut self, batch: &RecordBatch) -> Result<()> {
@@ -580,5 +593,113 @@ mod tests {
         assert_eq!(provider_alias("bedrock", "anything"), Some("aws_bedrock"));
         assert_eq!(provider_alias("OpenAI", "gpt-4o"), Some("openai"));
         assert_eq!(provider_alias("acme", "gpt-4o"), None);
+    }
+
+    /// A catalog of (provider, model, USD per million input tokens) prices from 1970 on,
+    /// and (provider, model, aliases) rows.
+    fn catalog(prices: &[(&str, &str, i128)], models: &[(&str, &str, &str)]) -> PriceCatalog {
+        use arrow::array::TimestampMicrosecondArray;
+        use arrow::array::{ArrayRef, Int64Array, Time64MicrosecondArray};
+        use arrow::datatypes::{Field, Schema};
+        let n = prices.len();
+        let text = |values: Vec<Option<&str>>| Arc::new(StringArray::from(values)) as ArrayRef;
+        let ts = || Arc::new(TimestampMicrosecondArray::from(vec![Some(0); n])) as ArrayRef;
+        let time = || Arc::new(Time64MicrosecondArray::from(vec![None; n])) as ArrayRef;
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            ("provider", text(prices.iter().map(|p| Some(p.0)).collect())),
+            ("model", text(prices.iter().map(|p| Some(p.1)).collect())),
+            ("effective_from", ts()),
+            (
+                "effective_to",
+                Arc::new(TimestampMicrosecondArray::from(vec![None; n])),
+            ),
+            ("service_tier", text(vec![None; n])),
+            ("region", text(vec![None; n])),
+            (
+                "min_prompt_tokens",
+                Arc::new(Int64Array::from(vec![None; n])),
+            ),
+            ("utc_start_time", time()),
+            ("utc_end_time", time()),
+            (
+                "input_per_mtok",
+                Arc::new(
+                    Decimal128Array::from(
+                        prices
+                            .iter()
+                            .map(|p| p.2 * 1_000_000_000)
+                            .collect::<Vec<_>>(),
+                    )
+                    .with_precision_and_scale(20, PRICE_SCALE)
+                    .expect("decimal"),
+                ),
+            ),
+        ];
+        let batch = |columns: Vec<(&str, ArrayRef)>| {
+            let fields: Vec<Field> = columns
+                .iter()
+                .map(|(name, array)| Field::new(*name, array.data_type().clone(), true))
+                .collect();
+            RecordBatch::try_new(
+                Arc::new(Schema::new(fields)),
+                columns.into_iter().map(|(_, array)| array).collect(),
+            )
+            .expect("batch")
+        };
+        let models = batch(vec![
+            ("provider", text(models.iter().map(|m| Some(m.0)).collect())),
+            ("model", text(models.iter().map(|m| Some(m.1)).collect())),
+            ("aliases", text(models.iter().map(|m| Some(m.2)).collect())),
+        ]);
+        PriceCatalog::from_batches(&[batch(columns)], &[models]).expect("catalog")
+    }
+
+    #[test]
+    fn a_fingerprint_changes_with_what_prices_its_models_and_nothing_else() {
+        let base = catalog(&[("acme", "m1", 2), ("google", "gemini-x", 1)], &[]);
+        let m1 = base.fingerprint([("acme", "m1")]);
+        // The order and repetition of the pairs do not matter; the pairs do.
+        assert_eq!(
+            base.fingerprint([("acme", "m1"), ("acme", "zz"), ("acme", "m1")]),
+            base.fingerprint([("acme", "zz"), ("acme", "m1")])
+        );
+        assert_ne!(base.fingerprint([("acme", "m1"), ("acme", "zz")]), m1);
+        assert_eq!(base.fingerprint([("acme", "m1")]), m1, "memoised alike");
+
+        // Another model's price leaves it; its own price, or a second row for it, does not.
+        let another = catalog(&[("acme", "m1", 2), ("acme", "m9", 5)], &[]);
+        assert_eq!(another.fingerprint([("acme", "m1")]), m1);
+        assert_ne!(
+            another.fingerprint([("acme", "m9")]),
+            base.fingerprint([("acme", "m9")])
+        );
+        assert_ne!(
+            catalog(&[("acme", "m1", 3)], &[]).fingerprint([("acme", "m1")]),
+            m1
+        );
+        assert_ne!(
+            catalog(&[("acme", "m1", 2), ("acme", "m1", 2)], &[]).fingerprint([("acme", "m1")]),
+            m1
+        );
+
+        // An alias pattern moves the raw names it captures, and only those.
+        let aliased = catalog(&[("acme", "m1", 2)], &[("acme", "m1", "m1-%")]);
+        assert_eq!(aliased.fingerprint([("acme", "m1")]), m1);
+        assert_ne!(
+            aliased.fingerprint([("acme", "m1-preview")]),
+            base.fingerprint([("acme", "m1-preview")])
+        );
+
+        // Vertex rows are priced under Google's until the catalog has rows of its own.
+        let vertex = base.fingerprint([("vertex", "gemini-x")]);
+        assert_eq!(
+            catalog(&[("google", "gemini-x", 1)], &[]).fingerprint([("vertex", "gemini-x")]),
+            vertex
+        );
+        assert_ne!(
+            catalog(&[("google", "gemini-x", 1), ("vertex", "other", 1)], &[])
+                .fingerprint([("vertex", "gemini-x")]),
+            vertex
+        );
     }
 }
