@@ -2,6 +2,7 @@
 //! write-ahead log has been folded into them. Replaced atomically; a Parquet file that is
 //! not listed here is not part of the table (it is the leftover of an interrupted write).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -27,10 +28,10 @@ pub struct UsageFile {
     /// none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prices: Option<String>,
-    /// The distinct (provider, model) pairs of its rows, sorted: what its fingerprint is
-    /// taken over. Empty for files written before fingerprints were per model.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub models: Vec<(String, String)>,
+    /// The distinct models of its rows, by provider: what its fingerprint is taken over.
+    /// Empty for files written before fingerprints were per model.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl UsageFile {
@@ -43,12 +44,19 @@ impl UsageFile {
 
     /// The fingerprint `catalog` gives the file's rows.
     pub fn fingerprint_under(&self, catalog: &PriceCatalog) -> String {
-        catalog.fingerprint(
-            self.models
-                .iter()
-                .map(|(provider, model)| (provider.as_str(), model.as_str())),
-        )
+        catalog.fingerprint(model_pairs(&self.models))
     }
+}
+
+/// The (provider, model) pairs of a file's `models`.
+pub fn model_pairs(
+    models: &BTreeMap<String, BTreeSet<String>>,
+) -> impl Iterator<Item = (&str, &str)> {
+    models.iter().flat_map(|(provider, models)| {
+        models
+            .iter()
+            .map(move |model| (provider.as_str(), model.as_str()))
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,11 +143,38 @@ mod tests {
             rows: 3,
             bytes: 100,
             prices: Some("00ff".into()),
-            models: vec![("acme".into(), "m1".into())],
+            models: BTreeMap::from([("acme".into(), BTreeSet::from(["m1".into()]))]),
         });
         m.wal_checkpoint = 4;
         m.store(dir.path()).expect("store");
         assert_eq!(Manifest::load(dir.path()).expect("load"), m);
+    }
+
+    #[test]
+    fn stored_costs_are_current_only_under_the_fingerprint_of_their_models() {
+        let catalog = PriceCatalog::default();
+        let mut file = UsageFile {
+            path: "usage/day=2026-01-01/part-1.parquet".into(),
+            day: "2026-01-01".into(),
+            rows: 3,
+            bytes: 100,
+            prices: None,
+            models: BTreeMap::from([("acme".into(), BTreeSet::from(["m1".into()]))]),
+        };
+        assert!(!file.costs_current(&catalog), "no stored costs");
+        file.prices = Some(file.fingerprint_under(&catalog));
+        assert!(file.costs_current(&catalog));
+        file.models
+            .entry("acme".into())
+            .or_default()
+            .insert("m2".into());
+        assert!(!file.costs_current(&catalog), "other models");
+        // Written before fingerprints were per model: stale whatever its stamp.
+        let models = std::mem::take(&mut file.models);
+        file.prices = Some(catalog.fingerprint(model_pairs(&models)));
+        assert!(!file.costs_current(&catalog));
+        file.prices = Some(catalog.fingerprint([]));
+        assert!(!file.costs_current(&catalog));
     }
 
     #[test]

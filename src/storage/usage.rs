@@ -9,7 +9,7 @@
 //! Every write goes through one writer lock, which also guards the event-id index used to
 //! skip rows whose `event_id` is already stored.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -42,7 +42,7 @@ use spendql_udfs::{CatalogSource, PriceCatalog};
 
 use super::dedupe::{DayGroups, EventIdIndex, IdSet, day_of_micros, day_string};
 use super::durable;
-use super::manifest::{Manifest, RetiredFile, UsageFile};
+use super::manifest::{Manifest, RetiredFile, UsageFile, model_pairs};
 use super::wal::{self, Wal};
 use crate::error::{Error, Result};
 use crate::schema;
@@ -1097,8 +1097,8 @@ struct StoredCosts {
     /// False once a batch could not be priced: its costs are then NULL and the part is
     /// published without a catalog fingerprint, so readers price it themselves.
     complete: bool,
-    /// The distinct provider → models of the rows written: what the fingerprint covers.
-    models: HashMap<String, HashSet<String>>,
+    /// The distinct models of the rows written, by provider: what the fingerprint covers.
+    models: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl StoredCosts {
@@ -1135,21 +1135,6 @@ impl StoredCosts {
         }
         Ok(())
     }
-
-    /// The noted pairs, sorted.
-    fn sorted_models(&self) -> Vec<(String, String)> {
-        let mut pairs: Vec<(String, String)> = self
-            .models
-            .iter()
-            .flat_map(|(provider, models)| {
-                models
-                    .iter()
-                    .map(move |model| (provider.clone(), model.clone()))
-            })
-            .collect();
-        pairs.sort_unstable();
-        pairs
-    }
 }
 
 impl StagedPart {
@@ -1184,7 +1169,7 @@ impl StagedPart {
             costs: catalog.map(|catalog| StoredCosts {
                 catalog,
                 complete: true,
-                models: HashMap::new(),
+                models: BTreeMap::new(),
             }),
         })
     }
@@ -1228,8 +1213,8 @@ impl StagedPart {
         self.finish()?;
         let models = self
             .costs
-            .as_ref()
-            .map(StoredCosts::sorted_models)
+            .as_mut()
+            .map(|costs| std::mem::take(&mut costs.models))
             .unwrap_or_default();
         durable::publish(&self.tmp, &self.full)?;
         self.published = true;
@@ -1245,11 +1230,7 @@ impl StagedPart {
                 .costs
                 .as_ref()
                 .filter(|costs| costs.complete)
-                .map(|costs| {
-                    costs
-                        .catalog
-                        .fingerprint(models.iter().map(|(p, m)| (p.as_str(), m.as_str())))
-                }),
+                .map(|costs| costs.catalog.fingerprint(model_pairs(&models))),
             models,
         })
     }
