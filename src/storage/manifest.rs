@@ -36,9 +36,10 @@ pub struct UsageFile {
 
 impl UsageFile {
     /// Whether the file's stored costs are what `catalog` prices its rows at: a change
-    /// to the prices of models it has no rows of leaves them current.
+    /// to the prices of models it has no rows of leaves them current. A file with rows
+    /// but no `models` was stamped before fingerprints were per model.
     pub fn costs_current(&self, catalog: &PriceCatalog) -> bool {
-        !self.models.is_empty()
+        (!self.models.is_empty() || self.rows == 0)
             && self.prices.as_deref() == Some(self.fingerprint_under(catalog).as_str())
     }
 
@@ -175,6 +176,9 @@ mod tests {
         assert!(!file.costs_current(&catalog));
         file.prices = Some(catalog.fingerprint([]));
         assert!(!file.costs_current(&catalog));
+        // A part without rows has no models and is current, not re-priced on every pass.
+        file.rows = 0;
+        assert!(file.costs_current(&catalog));
     }
 
     #[test]
