@@ -1,6 +1,6 @@
 //! The command line as a user drives it.
 
-use crate::common::{spendql, sql, sql_ok};
+use crate::common::{ingest_ok, spendql, sql, sql_ok};
 
 #[test]
 fn every_subcommand_has_help() {
@@ -208,17 +208,7 @@ fn ingest_parquet_round_trips_an_export() {
     assert_eq!(parts.len(), 2, "{parts:?}");
     let dst = dir.path().join("dst");
     for part in &parts {
-        let out = spendql()
-            .args(["ingest", "--format", "parquet", "--data"])
-            .arg(&dst)
-            .arg(part)
-            .output()
-            .expect("ingest");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ingest_ok(&dst, "parquet", part);
     }
     assert_eq!(
         sql_ok(

@@ -39,6 +39,22 @@ pub fn sql_ok(dir: &Path, query: &str) -> String {
     String::from_utf8(out.stdout).expect("utf8 output")
 }
 
+/// Run `spendql ingest --format FORMAT` of `file` into `dir`, failing the test if it fails.
+pub fn ingest_ok(dir: &Path, format: &str, file: &Path) {
+    let out = spendql()
+        .args(["ingest", "--format", format, "--data"])
+        .arg(dir)
+        .arg(file)
+        .output()
+        .expect("run spendql ingest");
+    assert!(
+        out.status.success(),
+        "spendql ingest {} failed: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A running `spendql serve`.
 pub struct Server {
     pub child: Child,

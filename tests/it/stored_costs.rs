@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::common::{spendql, sql_ok};
+use crate::common::{ingest_ok, sql_ok};
 
 /// Each row's parts as `spend` answers them.
 const SPEND_PARTS: &str = "SELECT event_id, input_cost, cached_cost, cache_write_cost, \
@@ -16,20 +16,6 @@ const PRICED_NOW: &str = "SELECT event_id, p['input_cost'] AS input_cost, \
     p IS NOT NULL AS priced FROM (SELECT event_id, usage_cost(provider, model, ts, \
     service_tier, region, input_tokens, cached_input_tokens, cache_write_tokens, \
     cache_write_1h_tokens, output_tokens, requests) AS p FROM usage) ORDER BY event_id";
-
-fn ingest(data: &Path, file: &Path) {
-    let out = spendql()
-        .args(["ingest", "--format", "csv", "--data"])
-        .arg(data)
-        .arg(file)
-        .output()
-        .expect("ingest");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A price row for model `m1` of provider `acme`, in force from `from` (a date), in USD per
 /// million input and output tokens.
@@ -106,7 +92,7 @@ fn costs_stored_at_ingest_serve_spend_until_a_price_changes_then_rows_are_priced
          e,2026-10-03T12:00:00Z,anthropic,claude-sonnet-4,standard,10,0,20,1\n",
     )
     .expect("write csv");
-    ingest(&data, &first);
+    ingest_ok(&data, "csv", &first);
 
     // Every part was priced at ingest; a new process finds the same catalog and reads them.
     let stamps = fingerprints(&data);
@@ -136,7 +122,7 @@ fn costs_stored_at_ingest_serve_spend_until_a_price_changes_then_rows_are_priced
          f,2026-10-04T10:00:00Z,acme,m1,2000000,0\n",
     )
     .expect("write csv");
-    ingest(&data, &second);
+    ingest_ok(&data, "csv", &second);
     let stamps = fingerprints(&data);
     assert_eq!(stamps.len(), 4);
     assert_ne!(stamps[0], stamps[3], "{stamps:?}");
@@ -164,7 +150,7 @@ fn a_price_change_makes_stale_only_the_parts_with_rows_it_prices() {
          b,2026-10-02T10:00:00Z,acme,m1-preview,1000000,0\n",
     )
     .expect("write csv");
-    ingest(&data, &usage);
+    ingest_ok(&data, "csv", &usage);
     let stamps = fingerprints(&data);
     assert!(stamps.iter().all(Option::is_some), "{stamps:?}");
     assert_eq!(priced_when_read(&data), 0);
@@ -270,7 +256,7 @@ fn the_server_reprices_stale_parts_and_a_restart_deletes_the_replaced_files() {
          c,2026-10-03T10:00:00Z,acme,m1,1000000,1000000\n",
     )
     .expect("write csv");
-    ingest(&data, &csv);
+    ingest_ok(&data, "csv", &csv);
     let before = fingerprints(&data)[0].clone();
     let old_parts = part_paths(&data);
     price_acme_m1(&data, "2026-10-02", "3", "5");
@@ -322,7 +308,7 @@ fn killing_the_server_while_it_reprices_loses_no_row_and_no_cost() {
     }
     let file = dir.path().join("usage.csv");
     std::fs::write(&file, csv).expect("write csv");
-    ingest(&data, &file);
+    ingest_ok(&data, "csv", &file);
     let totals = "SELECT count(*) AS n, sum(list_cost) AS cost FROM spend";
     price_acme_m1(&data, "2026-09-01", "7", "11");
     let expected = sql_ok(&data, totals);
